@@ -1,0 +1,531 @@
+/*
+ * engine.c — the export loop, the same for every target:
+ *
+ *   connected, spool empty   take a batch off the ring, send it, and
+ *                            acknowledge it in the ring only after the
+ *                            target confirmed it (COMMIT / every PUBACK)
+ *   connected, spool pending replay the spool in order first (adopted
+ *                            spools of gone members, then our own)
+ *   target away              backpressure: take nothing; a batch in hand is
+ *                            kept for RELEASE_AFTER_MS to ride out a
+ *                            restart, then handed back to the group, so the
+ *                            records wait in the ring or go to a healthy
+ *                            member. drop-oldest: a batch in hand goes to
+ *                            the spool at once, and once the group's share
+ *                            of the ring passes SPOOL_AT_UTILIZATION this
+ *                            member keeps taking batches into the spool,
+ *                            so the ring never overwrites what the target
+ *                            has not confirmed.
+ *
+ * Reconnects follow exponential backoff with jitter. An outage is one error
+ * line when it begins (naming the target and the reason), one info line
+ * when it ends, and counters in between (retries, outages, connected).
+ */
+#include "export.h"
+#include "log.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define RELEASE_AFTER_MS 5000       /* backpressure: hold a failed batch this long */
+#define SPOOL_AT_UTILIZATION 0.5    /* drop-oldest: spool when the group lags this much */
+#define IDLE_WAIT_MS 100            /* longest sleep between checks */
+#define REPLAY_BATCHES 4            /* a replay sends up to this many batches' rows at once */
+#define ADOPT_SCAN_MS 10000         /* how often to look for spools of gone members */
+#define MAX_ADOPTED 16
+
+typedef struct engine {
+    shm_segment *seg;
+    export_target *target;
+    const export_engine_options *opts;
+    export_metrics metrics;
+    ring_reader *reader;
+    bool drop_oldest;
+    export_spool *own;
+    export_spool *adopted[MAX_ADOPTED];
+    int n_adopted;
+    int64_t next_adopt_scan_ms;
+    export_batch batch;  /* taken off the ring, not yet acknowledged */
+    export_batch replay; /* peeked from a spool */
+    uint64_t next_id;
+    bool connected;
+    export_backoff backoff;
+    int64_t next_attempt_ms;
+    bool in_outage;
+    int64_t outage_start_ms;
+    uint64_t outage_retries;
+    int64_t failed_since_ms; /* when the batch in hand first failed; 0: it did not */
+    bool spool_full_logged;
+    char reason[EXPORT_REASON_MAX];
+} engine;
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int64_t ms)
+{
+    if (ms <= 0)
+        return;
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000};
+    nanosleep(&ts, NULL); /* a signal cuts it short: the loop checks `stop` */
+}
+
+static const char *tname(const engine *e)
+{
+    return e->target->ops->name;
+}
+
+/* ------------------------------------------------------------- outages */
+
+static void outage_begin(engine *e, const char *what)
+{
+    e->connected = false;
+    export_metrics_set(e->metrics.connected, 0);
+    export_metrics_add(e->metrics.retries, 1);
+    int64_t now = mono_ms();
+    e->next_attempt_ms = now + export_backoff_next(&e->backoff);
+    if (e->in_outage) {
+        e->outage_retries++;
+        log_debug("%s target %s: still unavailable: %s", tname(e), e->target->ops->describe(e->target->impl),
+                  e->reason);
+        return;
+    }
+    e->in_outage = true;
+    e->outage_start_ms = now;
+    e->outage_retries = 0;
+    export_metrics_add(e->metrics.outages, 1);
+    log_error("%s target %s: %s: %s; retrying with backoff (%s)", tname(e),
+              e->target->ops->describe(e->target->impl), what, e->reason,
+              e->drop_oldest ? "records go to the spool when the ring fills"
+                             : "records wait in the ring");
+}
+
+static void outage_end(engine *e)
+{
+    e->connected = true;
+    export_metrics_set(e->metrics.connected, 1);
+    export_backoff_reset(&e->backoff);
+    e->spool_full_logged = false;
+    if (e->in_outage) {
+        log_info("%s target %s: back after %.1f s and %llu retries", tname(e),
+                 e->target->ops->describe(e->target->impl),
+                 (double)(mono_ms() - e->outage_start_ms) / 1000.0,
+                 (unsigned long long)e->outage_retries);
+        e->in_outage = false;
+    } else {
+        log_info("%s target %s: connected", tname(e), e->target->ops->describe(e->target->impl));
+    }
+}
+
+static void try_connect(engine *e)
+{
+    e->reason[0] = '\0';
+    int rc = e->target->ops->connect(e->target->impl, e->reason, sizeof e->reason);
+    if (rc == 0) {
+        outage_end(e);
+        return;
+    }
+    e->target->ops->disconnect(e->target->impl);
+    outage_begin(e, rc == EXPORT_EREJECT ? "refused" : "unavailable");
+}
+
+/* --------------------------------------------------------------- spools */
+
+static void update_spool_gauge(engine *e)
+{
+    uint64_t bytes = e->own ? export_spool_pending_bytes(e->own) : 0;
+    for (int i = 0; i < e->n_adopted; i++)
+        bytes += export_spool_pending_bytes(e->adopted[i]);
+    export_metrics_set(e->metrics.spool_bytes, bytes);
+}
+
+static bool spool_pending(const engine *e)
+{
+    if (e->own && export_spool_pending_bytes(e->own) > 0)
+        return true;
+    return e->n_adopted > 0;
+}
+
+static void spool_path(const engine *e, const char *member, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/%s-%s.spool", e->opts->spool_dir, tname(e), member);
+}
+
+static int mkdir_p(const char *dir)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s", dir);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(tmp, 0750) < 0 && errno != EEXIST)
+            return -errno;
+        *p = '/';
+    }
+    if (mkdir(tmp, 0750) < 0 && errno != EEXIST)
+        return -errno;
+    return 0;
+}
+
+/* Opens our own spool: always under drop-oldest, otherwise only when one
+ * was left from a time the segment was drop-oldest. */
+static int open_own_spool(engine *e)
+{
+    char path[4096];
+    spool_path(e, e->opts->member, path, sizeof path);
+    if (!e->drop_oldest && access(path, F_OK) != 0)
+        return 0;
+    int rc = mkdir_p(e->opts->spool_dir);
+    if (rc < 0) {
+        log_error("%s: spool directory %s: %s", tname(e), e->opts->spool_dir, strerror(-rc));
+        return rc;
+    }
+    rc = export_spool_open(path, &e->own, e->reason, sizeof e->reason);
+    if (rc < 0) {
+        log_error("%s: %s", tname(e), e->reason);
+        return rc;
+    }
+    if (e->reason[0])
+        log_error("%s: %s", tname(e), e->reason);
+    if (export_spool_pending_bytes(e->own) > 0)
+        log_info("%s: spool %s holds %llu bytes to replay", tname(e), path,
+                 (unsigned long long)export_spool_pending_bytes(e->own));
+    return 0;
+}
+
+/* Takes over spools of this target whose owners are gone (the flock is
+ * free): their rows were acknowledged in the ring, so only we can deliver
+ * them now. Empty ones are removed. */
+static void adopt_spools(engine *e)
+{
+    e->next_adopt_scan_ms = mono_ms() + ADOPT_SCAN_MS;
+    DIR *d = opendir(e->opts->spool_dir);
+    if (!d)
+        return;
+    char prefix[64], own[4096];
+    snprintf(prefix, sizeof prefix, "%s-", tname(e));
+    spool_path(e, e->opts->member, own, sizeof own);
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL && e->n_adopted < MAX_ADOPTED) {
+        size_t len = strlen(de->d_name);
+        if (strncmp(de->d_name, prefix, strlen(prefix)) != 0 || len < 7 ||
+            strcmp(de->d_name + len - 6, ".spool") != 0)
+            continue;
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", e->opts->spool_dir, de->d_name);
+        if (strcmp(path, own) == 0)
+            continue;
+        bool mine = false;
+        for (int i = 0; i < e->n_adopted; i++)
+            mine |= strcmp(export_spool_path(e->adopted[i]), path) == 0;
+        if (mine)
+            continue;
+        export_spool *s;
+        char why[EXPORT_REASON_MAX];
+        if (export_spool_open(path, &s, why, sizeof why) < 0) {
+            if (!strstr(why, "held by another process"))
+                log_warn("%s: cannot adopt %s", tname(e), why);
+            continue;
+        }
+        if (why[0])
+            log_error("%s: %s", tname(e), why);
+        if (export_spool_pending_bytes(s) == 0) {
+            unlink(path);
+            export_spool_close(&s);
+            continue;
+        }
+        log_info("%s: adopting spool %s of a member that is gone (%llu bytes)", tname(e), path,
+                 (unsigned long long)export_spool_pending_bytes(s));
+        e->adopted[e->n_adopted++] = s;
+    }
+    closedir(d);
+    update_spool_gauge(e);
+}
+
+/* Sends one slice of the oldest spool. Returns 0 (sent or nothing to do) or
+ * a failure after which the target is disconnected. */
+static int replay_step(engine *e)
+{
+    export_spool *s = e->n_adopted > 0 ? e->adopted[0] : e->own;
+    if (!s)
+        return 0;
+    int n = export_spool_peek(s, &e->replay, e->opts->batch_records * REPLAY_BATCHES);
+    if (n < 0) {
+        /* A block that fails its CRC now (it passed when the spool was
+         * opened): the disk changed under us. Dropping the rest of this
+         * spool is the only way forward; say so loudly. */
+        log_error("%s: spool %s: %s at the read position; %llu bytes dropped", tname(e),
+                  export_spool_path(s), export_strerror(n),
+                  (unsigned long long)export_spool_pending_bytes(s));
+        n = 0;
+    }
+    if (n > 0) {
+        e->replay.id = ++e->next_id;
+        uint64_t dups = 0;
+        e->reason[0] = '\0';
+        int rc = e->target->ops->send(e->target->impl, &e->replay, &dups, e->reason,
+                                      sizeof e->reason);
+        if (rc < 0) {
+            e->target->ops->disconnect(e->target->impl);
+            outage_begin(e, "replay failed");
+            return rc;
+        }
+        export_metrics_add(e->metrics.batches, 1);
+        export_metrics_add(e->metrics.rows, (uint64_t)n - dups);
+        export_metrics_add(e->metrics.duplicates, dups);
+        export_metrics_add(e->metrics.replayed, (uint64_t)n);
+    }
+    int rc = n > 0 ? export_spool_consume(s) : 0;
+    if (rc < 0) {
+        log_error("%s: spool %s: cannot record the replay position: %s", tname(e),
+                  export_spool_path(s), strerror(-rc));
+        return rc;
+    }
+    if (s != e->own && (n == 0 || export_spool_pending_bytes(s) == 0)) {
+        log_info("%s: adopted spool %s delivered", tname(e), export_spool_path(s));
+        unlink(export_spool_path(s));
+        export_spool_close(&e->adopted[0]);
+        memmove(&e->adopted[0], &e->adopted[1], (size_t)(e->n_adopted - 1) * sizeof e->adopted[0]);
+        e->n_adopted--;
+    } else if (s == e->own && n == 0 && export_spool_pending_bytes(s) > 0) {
+        /* Unreadable rest of our own spool: start it afresh. */
+        char path[4096];
+        snprintf(path, sizeof path, "%s", export_spool_path(s));
+        export_spool_close(&e->own);
+        unlink(path);
+        if (export_spool_open(path, &e->own, e->reason, sizeof e->reason) < 0)
+            log_error("%s: %s", tname(e), e->reason);
+    }
+    update_spool_gauge(e);
+    return 0;
+}
+
+/* ------------------------------------------------------------ ring side */
+
+static void clear_batch(engine *e)
+{
+    e->batch.n = 0;
+    e->batch.may_repeat = false;
+    e->failed_since_ms = 0;
+}
+
+static void ack_batch(engine *e)
+{
+    ring_reader_ack(e->reader);
+    clear_batch(e);
+}
+
+/* Puts the batch in hand into our spool and acknowledges it. */
+static int spool_batch(engine *e)
+{
+    if (!e->own)
+        return -ENOENT;
+    int rc = export_spool_append(e->own, e->batch.rows, e->batch.n, e->opts->spool_max_bytes);
+    if (rc < 0) {
+        if (!e->spool_full_logged) {
+            log_error("%s: spool %s: %s; records now wait in the ring (and are lost if it "
+                      "overflows)",
+                      tname(e), export_spool_path(e->own),
+                      rc == -ENOSPC ? "spool_max_bytes reached or disk full" : strerror(-rc));
+            e->spool_full_logged = true;
+        }
+        return rc;
+    }
+    export_metrics_add(e->metrics.spooled, e->batch.n);
+    e->target->ops->abandon(e->target->impl);
+    ack_batch(e);
+    update_spool_gauge(e);
+    return 0;
+}
+
+static void deliver_batch(engine *e)
+{
+    uint64_t dups = 0;
+    e->batch.id = e->batch.id ? e->batch.id : ++e->next_id;
+    e->reason[0] = '\0';
+    int rc = e->target->ops->send(e->target->impl, &e->batch, &dups, e->reason, sizeof e->reason);
+    if (rc < 0) {
+        e->target->ops->disconnect(e->target->impl);
+        e->batch.may_repeat = true; /* the target may have kept part of it */
+        if (!e->failed_since_ms)
+            e->failed_since_ms = mono_ms();
+        outage_begin(e, "delivery failed");
+        return;
+    }
+    if (e->opts->commit_delay_ms)
+        sleep_ms(e->opts->commit_delay_ms); /* tests: widen the commit-to-ack window */
+    export_metrics_add(e->metrics.batches, 1);
+    export_metrics_add(e->metrics.rows, e->batch.n - dups);
+    export_metrics_add(e->metrics.duplicates, dups);
+    ack_batch(e);
+}
+
+/* Deals with a batch in hand while the target is away. */
+static void park_batch(engine *e)
+{
+    if (e->drop_oldest) {
+        spool_batch(e);
+        return;
+    }
+    if (mono_ms() - e->failed_since_ms >= RELEASE_AFTER_MS) {
+        log_info("%s: handing %zu records back to group %s while the target is away", tname(e),
+                 e->batch.n, e->target->ops->group);
+        e->target->ops->abandon(e->target->impl);
+        ring_reader_release(e->reader);
+        clear_batch(e);
+    }
+}
+
+/* Takes a batch off the ring; returns the rows taken (possibly 0). */
+static int take_batch(engine *e, int idle_ms)
+{
+    e->batch.id = 0;
+    int n = ring_reader_fill(e->reader, &e->batch, e->opts->batch_records, e->opts->batch_age_ms,
+                             idle_ms);
+    if (n < 0) {
+        log_error("%s: reading group %s: %s (%s)", tname(e), e->target->ops->group,
+                  shm_strerror(n), shm_last_error());
+        return n;
+    }
+    /* A batch of nothing but invalid records: acknowledge, nothing to send. */
+    if (e->batch.n == 0 && ring_reader_holding(e->reader))
+        ring_reader_ack(e->reader);
+    return n;
+}
+
+/* ----------------------------------------------------------------- loop */
+
+static int step(engine *e)
+{
+    int64_t now = mono_ms();
+    ring_reader_heartbeat(e->reader);
+    if (!e->connected && now >= e->next_attempt_ms)
+        try_connect(e);
+    if (e->connected && e->target->ops->poll &&
+        e->target->ops->poll(e->target->impl, e->reason, sizeof e->reason) != 0) {
+        e->target->ops->disconnect(e->target->impl);
+        outage_begin(e, "connection lost");
+    }
+
+    if (e->batch.n > 0) { /* a batch in hand first: it is older than anything else */
+        if (e->connected)
+            deliver_batch(e);
+        else
+            park_batch(e);
+        if (e->batch.n > 0 && !e->connected)
+            sleep_ms(e->next_attempt_ms - mono_ms() < IDLE_WAIT_MS ? e->next_attempt_ms - mono_ms()
+                                                                   : IDLE_WAIT_MS);
+        return 0;
+    }
+    if (e->connected && (e->own || e->n_adopted) && now >= e->next_adopt_scan_ms)
+        adopt_spools(e);
+    if (e->connected && spool_pending(e))
+        replay_step(e);
+
+    bool direct = e->connected && !spool_pending(e);
+    bool rescue = !direct && e->drop_oldest && e->own &&
+                  ring_reader_utilization(e->reader) >= SPOOL_AT_UTILIZATION;
+    if (direct) {
+        int n = take_batch(e, IDLE_WAIT_MS);
+        if (n < 0)
+            return n;
+        if (e->batch.n > 0)
+            deliver_batch(e);
+        return 0;
+    }
+    if (rescue) {
+        int n = take_batch(e, 0);
+        if (n < 0)
+            return n;
+        if (e->batch.n > 0)
+            spool_batch(e);
+        return 0;
+    }
+    if (!e->connected) {
+        int64_t wait = e->next_attempt_ms - mono_ms();
+        sleep_ms(wait < IDLE_WAIT_MS ? wait : IDLE_WAIT_MS);
+    }
+    return 0;
+}
+
+static void finish(engine *e)
+{
+    if (e->batch.n > 0) {
+        /* Stopping with a batch in hand: the spool keeps it under
+         * drop-oldest; otherwise the group gets it back (ring_reader_close). */
+        if (e->drop_oldest && e->own && spool_batch(e) == 0)
+            log_info("%s: stopping: last batch went to the spool", tname(e));
+        else
+            log_info("%s: stopping: %zu records go back to group %s", tname(e), e->batch.n,
+                     e->target->ops->group);
+    }
+    e->target->ops->disconnect(e->target->impl);
+    export_metrics_set(e->metrics.connected, 0);
+}
+
+int export_engine_run(shm_segment *seg, export_target *target,
+                      const export_engine_options *opts, volatile sig_atomic_t *stop)
+{
+    engine *e = calloc(1, sizeof *e);
+    if (!e)
+        return EXPORT_ENOMEM;
+    e->seg = seg;
+    e->target = target;
+    e->opts = opts;
+    shm_segment_info info;
+    int rc = shm_segment_info_get(seg, &info);
+    if (rc)
+        goto out;
+    e->drop_oldest = info.policy != SHM_POLICY_BACKPRESSURE;
+    rc = export_metrics_open(seg, target->ops->name, opts->member, &e->metrics);
+    if (rc) {
+        log_error("%s: counters: %s (%s)", target->ops->name, shm_strerror(rc), shm_last_error());
+        goto out;
+    }
+    export_backoff_init(&e->backoff, opts->backoff_min_ms, opts->backoff_max_ms,
+                        (uint64_t)getpid() * 0x9E3779B97F4A7C15ull ^ (uint64_t)mono_ms());
+    rc = open_own_spool(e);
+    if (rc < 0)
+        goto out;
+    rc = ring_reader_open(seg, target->ops->group, opts->member, &e->metrics, &e->reader);
+    if (rc) {
+        log_error("%s: joining group %s as %s: %s (%s)", target->ops->name, target->ops->group,
+                  opts->member, shm_strerror(rc), shm_last_error());
+        goto out;
+    }
+    log_info("%s: member %s of group %s, %s segment, batches of %zu records or %d ms",
+             target->ops->name, opts->member, target->ops->group,
+             e->drop_oldest ? "drop-oldest" : "backpressure", opts->batch_records,
+             opts->batch_age_ms);
+    adopt_spools(e);
+    update_spool_gauge(e);
+    while (!*stop) {
+        rc = step(e);
+        if (rc < 0)
+            break;
+    }
+    finish(e);
+    if (rc > 0)
+        rc = 0;
+out:
+    ring_reader_close(&e->reader);
+    export_spool_close(&e->own);
+    for (int i = 0; i < e->n_adopted; i++)
+        export_spool_close(&e->adopted[i]);
+    export_batch_free(&e->batch);
+    export_batch_free(&e->replay);
+    free(e);
+    return rc;
+}
