@@ -249,6 +249,13 @@ static void adopt_spools(engine *e)
         log_info("%s: adopting spool %s of a member that is gone (%llu bytes)", tname(e), path,
                  (unsigned long long)export_spool_pending_bytes(s));
         e->adopted[e->n_adopted++] = s;
+        /* Its bytes are counted in our gauge from now on, not in the gone
+         * member's (which nobody else would ever update). */
+        char gone[SHM_NAME_MAX + 1];
+        snprintf(gone, sizeof gone, "%.*s", (int)(len - strlen(prefix) - 6), de->d_name + strlen(prefix));
+        export_metrics m;
+        if (export_metrics_open(e->seg, tname(e), gone, &m) == 0)
+            export_metrics_set(m.spool_bytes, 0);
     }
     closedir(d);
     update_spool_gauge(e);

@@ -208,6 +208,10 @@ typedef struct export_target_ops {
     /* Forget any state about a batch that will not be sent again (it went to
      * the spool or back to the group). */
     void (*abandon)(void *t);
+    /* Hands the target the segment's tag catalog, before the first connect
+     * (targets are created before the segment is attached, so that bad
+     * settings are reported at once). Returns 0 or EXPORT_ENOMEM. */
+    int (*bind_catalog)(void *t, export_catalog *cat);
     /* Where the target lives, for logs, without secrets ("postgres
      * host=db port=5432 dbname=plant user=shmbus"). */
     const char *(*describe)(void *t);
@@ -222,10 +226,10 @@ typedef struct export_target {
 struct config;
 /* Target constructors: read the configuration and any password file; they do
  * not connect. Return 0 or a negative code with the reason. */
-int pg_target_create(const struct config *cfg, const char *member, export_catalog *cat,
-                     export_target *out, char *reason, size_t len);
-int mqtt_target_create(const struct config *cfg, const char *member, export_catalog *cat,
-                       export_target *out, char *reason, size_t len);
+int pg_target_create(const struct config *cfg, const char *member, export_target *out,
+                     char *reason, size_t len);
+int mqtt_target_create(const struct config *cfg, const char *member, export_target *out,
+                       char *reason, size_t len);
 
 /* ---------------------------------------------------------------- engine */
 

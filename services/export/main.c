@@ -175,7 +175,17 @@ int main(int argc, char **argv)
     shm_segment *seg = NULL;
     export_catalog *cat = NULL;
     export_target target = {0};
-    int rc = attach(cfg->segment.name, &seg);
+    /* The target first: settings that can never work (a conninfo libpq
+     * cannot parse, a missing password or TLS file) stop us right here. */
+    char reason[EXPORT_REASON_MAX];
+    int rc = pg ? pg_target_create(cfg, member, &target, reason, sizeof reason)
+                : mqtt_target_create(cfg, member, &target, reason, sizeof reason);
+    if (rc) {
+        log_error("%s: %s", target_name, reason);
+        status = 2;
+        goto out;
+    }
+    rc = attach(cfg->segment.name, &seg);
     if (rc) {
         if (!stop)
             log_error("segment %s: %s", cfg->segment.name, shm_last_error());
@@ -183,16 +193,9 @@ int main(int argc, char **argv)
         goto out;
     }
     shm_segment_set_log(seg, log_shm_sink, NULL);
-    if ((rc = export_catalog_open(seg, &cat)) != 0) {
-        log_error("tag catalog: %s", export_strerror(rc));
-        goto out;
-    }
-    char reason[EXPORT_REASON_MAX];
-    rc = pg ? pg_target_create(cfg, member, cat, &target, reason, sizeof reason)
-            : mqtt_target_create(cfg, member, cat, &target, reason, sizeof reason);
-    if (rc) {
-        log_error("%s: %s", target_name, reason);
-        status = 2;
+    if ((rc = export_catalog_open(seg, &cat)) != 0 ||
+        (rc = target.ops->bind_catalog(target.impl, cat)) != 0) {
+        log_error("tag catalog: %s", rc == EXPORT_ENOMEM ? "out of memory" : shm_strerror(rc));
         goto out;
     }
     rc = export_engine_run(seg, &target, &opts, &stop);

@@ -368,6 +368,12 @@ static void mqtt_destroy(void *impl)
     mosquitto_lib_cleanup();
 }
 
+static int mqtt_bind_catalog(void *impl, export_catalog *cat)
+{
+    ((mqtt_target *)impl)->cat = cat;
+    return 0;
+}
+
 static const export_target_ops mqtt_ops = {
     .name = "mqtt",
     .group = "export-mqtt",
@@ -376,12 +382,13 @@ static const export_target_ops mqtt_ops = {
     .poll = mqtt_poll,
     .disconnect = mqtt_disconnect,
     .abandon = mqtt_abandon,
+    .bind_catalog = mqtt_bind_catalog,
     .describe = mqtt_describe,
     .destroy = mqtt_destroy,
 };
 
-int mqtt_target_create(const config *cfg, const char *member, export_catalog *cat,
-                       export_target *out, char *reason, size_t len)
+int mqtt_target_create(const config *cfg, const char *member, export_target *out, char *reason,
+                       size_t len)
 {
     const config_mqtt *m = &cfg->mqtt;
     mosquitto_lib_init();
@@ -391,7 +398,6 @@ int mqtt_target_create(const config *cfg, const char *member, export_catalog *ca
         snprintf(reason, len, "out of memory");
         goto fail;
     }
-    t->cat = cat;
     snprintf(t->host, sizeof t->host, "%s", m->host);
     t->port = m->port;
     t->keepalive = (int)m->keepalive_s;

@@ -68,9 +68,15 @@ void pg_error_text(const PGconn *conn, const PGresult *res, char *out, size_t le
     size_t n = strlen(out);
     while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == ' '))
         out[--n] = '\0';
-    for (char *p = out; *p; p++)
-        if (*p == '\n')
-            *p = ' ';
+    /* libpq's messages span lines with tab-indented hints: one line here. */
+    char *w = out;
+    for (const char *r = out; *r; r++) {
+        char c = (*r == '\n' || *r == '\t') ? ' ' : *r;
+        if (c == ' ' && w > out && w[-1] == ' ')
+            continue;
+        *w++ = c;
+    }
+    *w = '\0';
 }
 
 static int fail(PGconn *conn, PGresult *res, const char *what, char *reason, size_t len)

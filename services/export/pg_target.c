@@ -346,6 +346,16 @@ static void pg_destroy(void *impl)
     free(t);
 }
 
+static int pg_bind_catalog(void *impl, export_catalog *cat)
+{
+    pg_target *t = impl;
+    t->cat = cat;
+    t->n_synced = export_catalog_capacity(cat);
+    free(t->synced);
+    t->synced = calloc(t->n_synced ? t->n_synced : 1, sizeof *t->synced);
+    return t->synced ? 0 : EXPORT_ENOMEM;
+}
+
 static const export_target_ops pg_ops = {
     .name = "postgres",
     .group = "export-pg",
@@ -353,18 +363,18 @@ static const export_target_ops pg_ops = {
     .send = pg_send,
     .disconnect = pg_disconnect,
     .abandon = pg_abandon,
+    .bind_catalog = pg_bind_catalog,
     .describe = pg_describe,
     .destroy = pg_destroy,
 };
 
-int pg_target_create(const config *cfg, const char *member, export_catalog *cat,
-                     export_target *out, char *reason, size_t len)
+int pg_target_create(const config *cfg, const char *member, export_target *out, char *reason,
+                     size_t len)
 {
     (void)member;
     pg_target *t = calloc(1, sizeof *t);
     if (!t || !(t->conninfo = strdup(cfg->postgres.conninfo)))
         goto oom;
-    t->cat = cat;
     snprintf(t->connect_timeout, sizeof t->connect_timeout, "%u", cfg->postgres.connect_timeout_s);
     if (cfg->postgres.source[0]) {
         snprintf(t->source, sizeof t->source, "%s", cfg->postgres.source);
@@ -387,10 +397,8 @@ int pg_target_create(const config *cfg, const char *member, export_catalog *cat,
                      cfg->postgres.password_file);
         t->have_password = true;
     }
-    t->n_synced = export_catalog_capacity(cat);
-    t->synced = calloc(t->n_synced ? t->n_synced : 1, sizeof *t->synced);
     t->pending_tags = calloc(1024, sizeof *t->pending_tags);
-    if (!t->synced || !t->pending_tags)
+    if (!t->pending_tags)
         goto oom;
     out->ops = &pg_ops;
     out->impl = t;

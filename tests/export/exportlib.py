@@ -31,6 +31,7 @@ _libc = ctypes.CDLL(None, use_errno=True)
 _children = []
 _segments = []
 _tmpdirs = []
+_servers = []  # stopped gracefully at exit, before children are killed
 SKIP = 77
 
 
@@ -43,6 +44,11 @@ def _pdeathsig():
 
 
 def _cleanup():
+    for srv in reversed(_servers):
+        try:
+            srv.shutdown()
+        except Exception:
+            pass
     for p in reversed(_children):
         if p.poll() is None:
             try:
@@ -174,13 +180,21 @@ class Postgres:
             fail(f"initdb failed: {open(os.path.join(self.dir, 'initdb.log')).read()[-2000:]}")
         log(f"initdb in {time.monotonic() - t0:.1f} s")
         self.proc = None
+        _servers.append(self)
         self.start()
+
+    def shutdown(self):
+        if self.proc and self.proc.poll() is None:
+            self.stop("fast")
 
     def start(self):
         args = [f"{self.bindir}/postgres", "-D", self.data, "-k", self.sock,
                 "-c", "listen_addresses=127.0.0.1", "-p", str(self.port),
                 "-c", f"fsync={'on' if self.fsync else 'off'}",
                 "-c", "max_connections=40", "-c", "shared_buffers=32MB",
+                # dynamic shared memory as files in the data directory: nothing
+                # is left in /dev/shm even when the server is killed
+                "-c", "dynamic_shared_memory_type=mmap",
                 "-c", "log_min_messages=warning"]
         self.proc = spawn(args, self.log, user=self.user)
         wait_until(lambda: self._ready(), 30, "postgres to accept connections")
@@ -198,7 +212,7 @@ class Postgres:
         sig = {"fast": signal.SIGINT, "immediate": signal.SIGQUIT, "kill": signal.SIGKILL}[mode]
         self.proc.send_signal(sig)
         try:
-            self.proc.wait(timeout=30)
+            self.proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
@@ -252,7 +266,12 @@ class Mosquitto:
         with open(self.conf, "w") as f:
             f.write("\n".join(conf) + "\n")
         self.proc = None
+        _servers.append(self)
         self.start()
+
+    def shutdown(self):
+        if self.proc and self.proc.poll() is None:
+            self.stop()
 
     def start(self):
         self.proc = spawn([self.exe, "-c", self.conf], os.path.join(self.dir, "stdout.log"),
@@ -270,18 +289,25 @@ class Mosquitto:
 
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)  # saves the persistence file
-        self.proc.wait(timeout=30)
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
 
 
 class Subscriber:
     """mosquitto_sub with a persistent session (fixed id, -c) at QoS 1,
     printing one line per message: topic and payload."""
 
-    def __init__(self, broker, topic, out_dir, client_id="test-sub"):
+    def __init__(self, broker, topic, out_dir, client_id="test-sub", username=None,
+                 password=None):
         self.path = os.path.join(out_dir, f"{client_id}.out")
         self.broker = broker
         self.args = ["mosquitto_sub", "-h", "127.0.0.1", "-p", str(broker.port), "-q", "1",
                      "-c", "-i", client_id, "-t", topic, "-F", "%t %p"]
+        if username:
+            self.args += ["-u", username, "-P", password]
         self.proc = spawn(self.args, self.path)
 
     def messages(self):
@@ -320,11 +346,11 @@ class Group:
             fail(f"EXPORT_FEED={self.feeder!r} is not the feeder executable")
         self.exporters = {}
 
-    def create(self, groups=("export-pg", "export-mqtt")):
-        """Creates the segment with the export groups and no records yet."""
+    def create(self, groups):
+        """Creates the segment with these consumer groups and no records yet."""
         return self.put(0, groups=groups)
 
-    def put(self, count, rate=0, groups=("export-pg", "export-mqtt"), wait=True):
+    def put(self, count, rate=0, groups=(), wait=True):
         args = [self.feeder, "put", "--name", self.name, "--policy", self.policy,
                 "--slots", str(self.slots), "--count", str(count), "--rate", str(rate),
                 "--tags", str(self.tags)]

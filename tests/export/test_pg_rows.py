@@ -18,7 +18,7 @@ from exportlib import Group, Postgres, check, expected_row_sql, log  # noqa: E40
 pg = Postgres()
 pg.createdb("plant")
 grp = Group(policy="backpressure", slots=65536, tags=10)
-grp.create()
+grp.create(groups=("export-pg",))
 
 pwfile = os.path.join(grp.dir, "pg.pass")
 with open(pwfile, "w") as f:
@@ -37,7 +37,7 @@ for m in ("pg-1", "pg-2"):
 
 N = 20000
 log(f"putting {N} records at 10000/s")
-res = grp.put(N, rate=10000)
+res = grp.put(N, rate=10000, groups=("export-pg",))
 check(res["put"] == N and res["last_seq"] - res["first_seq"] + 1 == N, f"feeder put {N} records")
 grp.wait_drained("export-pg", res, 60)
 
