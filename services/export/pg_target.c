@@ -1,19 +1,35 @@
 /*
  * pg_target.c — the PostgreSQL target: libpq, one connection per process.
  *
- * A batch is one transaction:
- *   BEGIN; COPY shmbus_stage FROM STDIN (FORMAT binary)      -- round trip 1
- *   <rows>                                                   -- round trip 2
- *   [INSERT INTO shmbus_tags ... ON CONFLICT DO UPDATE;]     -- round trip 3
- *   INSERT INTO shmbus_values SELECT ... FROM shmbus_stage
- *       ON CONFLICT (source_id, seq) DO NOTHING; COMMIT
+ * A batch is one transaction, in one of two ways:
+ *
+ *   direct (a batch fresh from the ring, the common case):
+ *     BEGIN; COPY shmbus_values FROM STDIN (FORMAT binary)     -- round trip 1
+ *     <rows>                                                   -- round trip 2
+ *     [INSERT INTO shmbus_tags ... ON CONFLICT DO UPDATE;] COMMIT -- round trip 3
+ *   deduplicating (a batch that may have been delivered before: taken over
+ *   from a dead member, replayed from the spool, retried after a failure;
+ *   or a direct COPY that hit the unique key):
+ *     BEGIN; COPY shmbus_stage FROM STDIN (FORMAT binary)
+ *     <rows>
+ *     [tags;] INSERT INTO shmbus_values SELECT ... FROM shmbus_stage
+ *         ON CONFLICT (source_id, seq) DO NOTHING; COMMIT
+ *
  * shmbus_stage is a session-local temporary table emptied at every commit.
- * The unique key (source_id, seq) makes a batch delivered twice (its
- * exporter died after COMMIT and before acknowledging it in the ring, or a
- * spool replay after a crash) insert nothing the second time: exactly once
- * in the table. The batch is confirmed to the engine only when COMMIT
- * returned "COMMIT"; anything else (error, lost connection, an aborted
- * transaction answering ROLLBACK) leaves it unacknowledged in the ring.
+ * The unique key (source_id, seq) is what makes both exactly once: a direct
+ * COPY either inserts every row or fails as a whole on the first row the
+ * table already has (unique_violation), and is then redone the
+ * deduplicating way, which inserts only the missing rows. A batch delivered
+ * twice (its exporter died after COMMIT and before acknowledging it in the
+ * ring) therefore inserts nothing the second time. The batch is confirmed
+ * to the engine only when COMMIT returned "COMMIT"; anything else (error,
+ * lost connection, an aborted transaction answering ROLLBACK) leaves it
+ * unacknowledged in the ring.
+ *
+ * Why two ways: the staging table costs a second write of every row and
+ * an INSERT ... SELECT; skipping it when no row can be there yet keeps the
+ * export close to a plain COPY (tests/bench/bench_export.c measures both
+ * against psql's \copy).
  *
  * Secrets: the password comes from export.postgres.password_file (or libpq's
  * own PGPASSWORD / PGPASSFILE) and is handed to libpq only; logs describe
@@ -38,7 +54,8 @@
     "DISTINCT FROM (EXCLUDED.name, EXCLUDED.device, EXCLUDED.unit, EXCLUDED.data_type); "
 #define VALUES_INSERT                                                                            \
     "INSERT INTO shmbus_values " PG_COPY_COLUMNS " SELECT time, source_id, tag_id, value, raw, " \
-    "quality, exception, seq FROM shmbus_stage ON CONFLICT (source_id, seq) DO NOTHING; COMMIT"
+    "quality, exception, seq FROM shmbus_stage ON CONFLICT (source_id, seq) DO NOTHING; "
+#define UNIQUE_VIOLATION "23505"
 
 typedef struct pg_target {
     char *conninfo;
@@ -204,9 +221,9 @@ static int append_text(pg_target *t, size_t *used, const char *text)
     return 0;
 }
 
-/* Builds "[tag upsert;] values insert; COMMIT" into t->sql; fills
- * pending_tags with the tags it upserts. Returns their count or a code. */
-static int build_finish_sql(pg_target *t, const export_batch *b, uint32_t *n_pending)
+/* Builds "[tag upsert;] [values insert;] COMMIT" into t->sql; fills
+ * pending_tags with the tags it upserts. Returns 0 or a code. */
+static int build_finish_sql(pg_target *t, const export_batch *b, bool dedupe, uint32_t *n_pending)
 {
     size_t used = 0;
     *n_pending = 0;
@@ -237,7 +254,9 @@ static int build_finish_sql(pg_target *t, const export_batch *b, uint32_t *n_pen
         t->pending_tags[(*n_pending)++] = id;
     }
     int rc = *n_pending ? append_text(t, &used, TAG_UPSERT_SUFFIX) : 0;
-    return rc ? rc : append_text(t, &used, VALUES_INSERT);
+    if (!rc && dedupe)
+        rc = append_text(t, &used, VALUES_INSERT);
+    return rc ? rc : append_text(t, &used, "COMMIT");
 }
 
 /* Reports a failed step; the transaction is rolled back when the
@@ -259,56 +278,56 @@ static int step_failed(pg_target *t, PGresult *res, const char *what, char *reas
     return PQstatus(t->conn) == CONNECTION_OK ? EXPORT_EREJECT : EXPORT_EDOWN;
 }
 
-static int pg_send(void *impl, const export_batch *b, uint64_t *duplicates, char *reason,
-                   size_t len)
+/* One attempt: direct (dedupe false) or through the staging table. Sets
+ * *conflict when a direct COPY met a row the table already has (the
+ * transaction is rolled back, the connection still good). */
+static int send_once(pg_target *t, const export_batch *b, bool dedupe, uint64_t *duplicates,
+                     bool *conflict, char *reason, size_t len)
 {
-    pg_target *t = impl;
-    *duplicates = 0;
-    if (!t->conn || PQstatus(t->conn) != CONNECTION_OK) {
-        snprintf(reason, len, "not connected");
-        return EXPORT_EDOWN;
-    }
-    size_t bytes = pg_copy_size(b->n);
-    if (grow(&t->copybuf, &t->copycap, bytes) != 0)
-        return EXPORT_ENOMEM;
-    pg_copy_encode(b->rows, b->n, t->source_id, t->copybuf);
+    *conflict = false;
     uint32_t n_tags = 0;
-    int rc = build_finish_sql(t, b, &n_tags);
+    int rc = build_finish_sql(t, b, dedupe, &n_tags);
     if (rc) {
         snprintf(reason, len, "building the tag upsert: %s", export_strerror(rc));
         return rc;
     }
-
     /* 1: open the transaction and the COPY in one round trip. */
-    PGresult *res = PQexec(t->conn, "BEGIN; COPY shmbus_stage " PG_COPY_COLUMNS
-                                    " FROM STDIN (FORMAT binary)");
+    PGresult *res = PQexec(t->conn, dedupe ? "BEGIN; COPY shmbus_stage " PG_COPY_COLUMNS
+                                             " FROM STDIN (FORMAT binary)"
+                                           : "BEGIN; COPY shmbus_values " PG_COPY_COLUMNS
+                                             " FROM STDIN (FORMAT binary)");
     if (PQresultStatus(res) != PGRES_COPY_IN)
         return step_failed(t, res, "starting COPY", reason, len);
     PQclear(res);
     /* 2: the rows. */
+    size_t bytes = pg_copy_size(b->n);
     if (PQputCopyData(t->conn, t->copybuf, (int)bytes) != 1 || PQputCopyEnd(t->conn, NULL) != 1)
         return step_failed(t, NULL, "sending COPY data", reason, len);
     res = PQgetResult(t->conn);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK)
-        return step_failed(t, res, "COPY into the staging table", reason, len);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+        *conflict = !dedupe && state && strcmp(state, UNIQUE_VIOLATION) == 0;
+        return step_failed(t, res, dedupe ? "COPY into the staging table" : "COPY into shmbus_values",
+                           reason, len);
+    }
+    uint64_t inserted = dedupe ? 0 : strtoull(PQcmdTuples(res), NULL, 10);
     PQclear(res);
     while ((res = PQgetResult(t->conn)) != NULL)
         PQclear(res);
-    /* 3: tags, values, COMMIT: one statement list, one result each. */
+    /* 3: [tags,] [values,] COMMIT: one statement list, one result each. */
     if (!PQsendQuery(t->conn, t->sql))
-        return step_failed(t, NULL, "sending INSERT and COMMIT", reason, len);
-    uint64_t inserted = 0;
-    int statement = 0, expect = n_tags ? 3 : 2;
+        return step_failed(t, NULL, "sending COMMIT", reason, len);
+    int statement = 0, expect = (n_tags ? 1 : 0) + (dedupe ? 1 : 0) + 1;
     bool committed = false;
     while ((res = PQgetResult(t->conn)) != NULL) {
         statement++;
         if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-            const char *what = statement == expect ? "COMMIT"
-                               : statement == expect - 1 ? "INSERT into shmbus_values"
-                                                         : "upserting shmbus_tags";
+            const char *what = statement == expect                   ? "COMMIT"
+                               : dedupe && statement == expect - 1 ? "INSERT into shmbus_values"
+                                                                     : "upserting shmbus_tags";
             return step_failed(t, res, what, reason, len);
         }
-        if (statement == expect - 1)
+        if (dedupe && statement == expect - 1)
             inserted = strtoull(PQcmdTuples(res), NULL, 10);
         if (statement == expect)
             committed = strcmp(PQcmdStatus(res), "COMMIT") == 0;
@@ -324,6 +343,29 @@ static int pg_send(void *impl, const export_batch *b, uint64_t *duplicates, char
     }
     *duplicates = inserted <= b->n ? b->n - inserted : 0;
     return 0;
+}
+
+static int pg_send(void *impl, const export_batch *b, uint64_t *duplicates, char *reason,
+                   size_t len)
+{
+    pg_target *t = impl;
+    *duplicates = 0;
+    if (!t->conn || PQstatus(t->conn) != CONNECTION_OK) {
+        snprintf(reason, len, "not connected");
+        return EXPORT_EDOWN;
+    }
+    size_t bytes = pg_copy_size(b->n);
+    if (grow(&t->copybuf, &t->copycap, bytes) != 0)
+        return EXPORT_ENOMEM;
+    pg_copy_encode(b->rows, b->n, t->source_id, t->copybuf);
+    bool conflict;
+    int rc = send_once(t, b, b->may_repeat, duplicates, &conflict, reason, len);
+    if (rc && conflict) {
+        /* Some row is already there: redo it the deduplicating way. */
+        log_debug("postgres: batch of %zu rows met existing rows; deduplicating", b->n);
+        rc = send_once(t, b, true, duplicates, &conflict, reason, len);
+    }
+    return rc;
 }
 
 static void pg_abandon(void *impl)
