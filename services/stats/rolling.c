@@ -137,6 +137,14 @@ void rolling_exclude_quality(rolling_window *w)
     w->excluded_quality++;
 }
 
+void rolling_restore_counts(rolling_window *w, uint64_t added, uint64_t excluded_nonfinite,
+                            uint64_t excluded_quality)
+{
+    w->added_base = added > w->next ? added - w->next : 0;
+    w->excluded_nonfinite = excluded_nonfinite;
+    w->excluded_quality = excluded_quality;
+}
+
 stat_point rolling_at(const rolling_window *w, uint32_t i)
 {
     uint64_t slot = (w->next - w->count + i) & w->mask;
@@ -165,7 +173,7 @@ void rolling_get_stats(rolling_window *w, rolling_stats *out)
 {
     memset(out, 0, sizeof *out);
     out->count = w->count;
-    out->added = w->next;
+    out->added = w->next + w->added_base;
     out->excluded_nonfinite = w->excluded_nonfinite;
     out->excluded_quality = w->excluded_quality;
     if (w->count == 0) {

@@ -45,6 +45,7 @@ typedef struct rolling_window {
     double deadband;          /* a change is |x - previous| > deadband */
     double previous;          /* last value added, even if evicted since */
     int has_previous;
+    uint64_t added_base; /* values accepted before a restore (see rolling_restore_counts) */
     uint64_t excluded_nonfinite;
     uint64_t excluded_quality;
     uint64_t recenters;
@@ -79,6 +80,11 @@ void rolling_get_stats(rolling_window *w, rolling_stats *out);
 /* Copies the window, oldest first, into out (room for w->count points);
  * returns the number copied. */
 uint32_t rolling_copy(const rolling_window *w, stat_point *out);
+
+/* After re-adding a saved window's values: makes the counters continue the
+ * saved totals (added includes the re-added values). */
+void rolling_restore_counts(rolling_window *w, uint64_t added, uint64_t excluded_nonfinite,
+                            uint64_t excluded_quality);
 
 /* Value i of the window, 0 = oldest (i < count). */
 stat_point rolling_at(const rolling_window *w, uint32_t i);
