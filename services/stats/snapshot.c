@@ -387,15 +387,15 @@ static int check_header(const uint8_t *hdr, size_t file_len, const snapshot_iden
                         snapshot_identity *found, uint64_t *body_len, uint32_t *body_crc,
                         char *err, size_t err_len)
 {
-    if (file_len < SNAPSHOT_HEADER_LEN) {
-        set_err(err, err_len, "%zu bytes, shorter than the %d-byte header", file_len,
-                SNAPSHOT_HEADER_LEN);
-        return memcmp(hdr, SNAPSHOT_MAGIC, file_len < 8 ? file_len : 8) == 0 ? -EBADMSG
-                                                                              : -EILSEQ;
-    }
-    if (memcmp(hdr, SNAPSHOT_MAGIC, 8) != 0) {
+    size_t magic_len = file_len < 8 ? file_len : 8;
+    if (memcmp(hdr, SNAPSHOT_MAGIC, magic_len) != 0) {
         set_err(err, err_len, "not a stats snapshot (bad magic)");
         return -EILSEQ;
+    }
+    if (file_len < SNAPSHOT_HEADER_LEN) {
+        set_err(err, err_len, "%zu bytes, shorter than the %d-byte header (truncated)", file_len,
+                SNAPSHOT_HEADER_LEN);
+        return -EBADMSG;
     }
     uint32_t version = (uint32_t)le_get(hdr + 8, 4);
     if (version != SNAPSHOT_VERSION) {
