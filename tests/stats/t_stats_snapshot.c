@@ -313,7 +313,8 @@ static size_t tag_record(uint8_t *b, size_t at, uint32_t id, uint16_t name_len, 
         b[at++] = 'a';
     at = put(b, at, 0, 4);                 /* meta, type, mode, reserved */
     at = put(b, at, 3, 8);                 /* added */
-    at = put(b, at, 0, 16);                /* excluded (2 x u64; 16 bytes of zero) */
+    at = put(b, at, 0, 8);                 /* excluded_nonfinite */
+    at = put(b, at, 0, 8);                 /* excluded_quality */
     at = put(b, at, n, 4);
     for (uint32_t i = 0; i < n && i < 4; i++) {
         uint64_t bits;
