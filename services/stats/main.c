@@ -6,6 +6,8 @@
 #include "options.h"
 #include "service.h"
 
+#include <stdio.h>
+
 int main(int argc, char **argv)
 {
     log_init("stats");
@@ -14,7 +16,7 @@ int main(int argc, char **argv)
     if (rc > 0)
         return 0;
     if (rc < 0) {
-        stats_options_usage(stderr);
+        fprintf(stderr, "run shmbus-stats --help for the options\n");
         return 2;
     }
     return stats_service_run(&opt);

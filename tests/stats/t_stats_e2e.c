@@ -568,11 +568,62 @@ static void test_shards(void **state)
     free(e);
 }
 
+/* The group configuration file drives the service; flags override it. */
+static void test_config_file(void **state)
+{
+    (void)state;
+    env *e = calloc(1, sizeof *e);
+    make_env(e, "cfg");
+    char cfg[512], bin[512], log[512];
+    snprintf(cfg, sizeof cfg, "%s/group.yaml", e->dir);
+    FILE *f = fopen(cfg, "w");
+    assert_non_null(f);
+    fprintf(f,
+            "segment: {name: %s}\n"
+            "paths: {run_dir: %s, data_dir: %s}\n"
+            "stats: {window: 7, history_s: 100, history_capacity: 500, shards: 2}\n",
+            e->seg, e->run_dir, e->data_dir);
+    fclose(f);
+    shmtest_bin(bin, sizeof bin, "shmbus-stats");
+    /* Two shards configured: a process without --shard refuses to start. */
+    snprintf(log, sizeof log, "%s/refused.log", e->dir);
+    pid_t pid = shmtest_spawn((char *[]){bin, "--config", cfg, NULL}, log);
+    int ws = shmtest_wait_pid(pid, 10000);
+    assert_true(ws != -1 && WIFEXITED(ws) && WEXITSTATUS(ws) == 2);
+    assert_true(file_contains(log, "stats.shards is 2"));
+    /* With --shard, and a flag overriding the window. */
+    snprintf(log, sizeof log, "%s/cfg.log", e->dir);
+    pid = shmtest_spawn((char *[]){bin, "--config", cfg, "--shard", "1/2", "--window", "9", NULL},
+                        log);
+    snprintf(e->rep_url, sizeof e->rep_url, "ipc://%s/%s.stats-1", e->run_dir, e->seg);
+    wait_status(e, "attached", 1);
+    json_t *j = ask_ok(e, "{\"op\":\"status\"}");
+    assert_int_equal(num(j, "window"), 9);
+    assert_int_equal(num(j, "history_s"), 100);
+    assert_string_equal(json_string_value(json_object_get(j, "segment")), e->seg);
+    assert_string_equal(json_string_value(json_object_get(j, "shard")), "1/2");
+    json_decref(j);
+    shmtest_kill(pid);
+    /* A configuration error names file, line and field. */
+    f = fopen(cfg, "w");
+    fprintf(f, "stats:\n  window: lots\n");
+    fclose(f);
+    snprintf(log, sizeof log, "%s/bad.log", e->dir);
+    pid = shmtest_spawn((char *[]){bin, "--config", cfg, NULL}, log);
+    ws = shmtest_wait_pid(pid, 10000);
+    assert_true(ws != -1 && WIFEXITED(ws) && WEXITSTATUS(ws) == 2);
+    assert_true(file_contains(log, "group.yaml:2"));
+    assert_true(file_contains(log, "stats.window"));
+    close_env(e);
+    free(e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_end_to_end),
         cmocka_unit_test(test_shards),
+        cmocka_unit_test(test_config_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
