@@ -50,10 +50,9 @@ int endpoints_open(endpoints *e, const char *run_dir, const char *segment, uint3
     if (shard_n > 1)
         snprintf(suffix, sizeof suffix, "-%u", shard_k);
     int n1 = snprintf(e->rep_path, sizeof e->rep_path, "%s/%s.stats%s", run_dir, segment, suffix);
-    int n2 = snprintf(e->pub_path, sizeof e->pub_path, "%s/%s.stats-pub%s", run_dir, segment,
-                      suffix);
-    if (n1 < 0 || n2 < 0 || (size_t)n1 >= sizeof e->rep_path ||
-        (size_t)n2 >= sizeof e->pub_path) {
+    int n2 =
+        snprintf(e->pub_path, sizeof e->pub_path, "%s/%s.stats-pub%s", run_dir, segment, suffix);
+    if (n1 < 0 || n2 < 0 || (size_t)n1 >= sizeof e->rep_path || (size_t)n2 >= sizeof e->pub_path) {
         set_err(err, err_len, "socket path under '%s' is longer than %d bytes", run_dir,
                 ENDPOINT_PATH_MAX - 1);
         return -1;

@@ -12,7 +12,8 @@
 #include <unistd.h>
 
 #define BATCH_MAX 1024
-#define META_RETRY_NS 1000000000LL /* a tag missing from the catalog is looked up again after 1 s */
+#define META_RETRY_NS 1000000000LL /* a tag missing from the catalog is looked up again after 1 s  \
+                                    */
 
 static int64_t mono_ns(void)
 {

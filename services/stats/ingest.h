@@ -28,8 +28,8 @@ typedef struct ingest {
     shm_segment *seg;
     shm_consumer *cons;
     shm_segment_info info;
-    uint64_t skip_below;   /* duplicates: records of this segment below this seq */
-    uint64_t next_seq;     /* ring sequence after the last record applied */
+    uint64_t skip_below; /* duplicates: records of this segment below this seq */
+    uint64_t next_seq;   /* ring sequence after the last record applied */
     uint64_t records, invalid, duplicates, lost, foreign, bad_ids, batches;
     int64_t last_invalid_log_ns;
     shm_counter *c_records, *c_invalid, *c_duplicates, *c_tags;

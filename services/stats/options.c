@@ -15,25 +15,24 @@
 
 void stats_options_usage(FILE *f)
 {
-    fprintf(f,
-            "usage: shmbus-stats [--config FILE] [--shard K/N] [options]\n"
-            "  --config FILE            group configuration (segment, paths, stats sections)\n"
-            "  --shard K/N              keep the tags whose hash mod N is K (group stats-K)\n"
-            "  --segment NAME           segment name (default: config, else shmbus)\n"
-            "  --run-dir DIR            where the nng ipc sockets go\n"
-            "  --data-dir DIR           where the snapshot goes\n"
-            "  --window N               rolling window, values per tag\n"
-            "  --history-s S            time window kept per tag, seconds\n"
-            "  --history-capacity N     points per tag before downsampling (>= 64)\n"
-            "  --snapshot-interval-s S  snapshot period (0: only at stop)\n"
-            "  --publish-interval-s S   summary period on the PUB socket (0: off)\n"
-            "  --deadband X             a change is |delta| > X (default 0)\n"
-            "  --min-interval-ms X      fastest suggested poll interval (default 100)\n"
-            "  --max-interval-ms X      slowest suggested poll interval (default 60000)\n"
-            "  --step-tag NAME          interpolate NAME as a step (state tag); repeatable\n"
-            "  --max-tags N             tag ids below N (default: catalog capacity)\n"
-            "  --max-request BYTES      largest request answered (default 65536)\n"
-            "Flags override the configuration file.\n");
+    fprintf(f, "usage: shmbus-stats [--config FILE] [--shard K/N] [options]\n"
+               "  --config FILE            group configuration (segment, paths, stats sections)\n"
+               "  --shard K/N              keep the tags whose hash mod N is K (group stats-K)\n"
+               "  --segment NAME           segment name (default: config, else shmbus)\n"
+               "  --run-dir DIR            where the nng ipc sockets go\n"
+               "  --data-dir DIR           where the snapshot goes\n"
+               "  --window N               rolling window, values per tag\n"
+               "  --history-s S            time window kept per tag, seconds\n"
+               "  --history-capacity N     points per tag before downsampling (>= 64)\n"
+               "  --snapshot-interval-s S  snapshot period (0: only at stop)\n"
+               "  --publish-interval-s S   summary period on the PUB socket (0: off)\n"
+               "  --deadband X             a change is |delta| > X (default 0)\n"
+               "  --min-interval-ms X      fastest suggested poll interval (default 100)\n"
+               "  --max-interval-ms X      slowest suggested poll interval (default 60000)\n"
+               "  --step-tag NAME          interpolate NAME as a step (state tag); repeatable\n"
+               "  --max-tags N             tag ids below N (default: catalog capacity)\n"
+               "  --max-request BYTES      largest request answered (default 65536)\n"
+               "Flags override the configuration file.\n");
 }
 
 static int parse_u32(const char *flag, const char *s, uint32_t lo, uint32_t hi, uint32_t *out)
@@ -113,7 +112,8 @@ static int load_config(stats_options *o, const char *path, uint32_t *config_shar
 {
     char err[4096] = "";
     config *cfg = NULL;
-    int rc = path ? config_load(path, &cfg, err, sizeof err) : config_defaults(&cfg, err, sizeof err);
+    int rc =
+        path ? config_load(path, &cfg, err, sizeof err) : config_defaults(&cfg, err, sizeof err);
     if (rc) {
         fprintf(stderr, "shmbus-stats: cannot load %s: %s\n", path ? path : "default settings",
                 strerror(-rc));
@@ -127,9 +127,23 @@ static int load_config(stats_options *o, const char *path, uint32_t *config_shar
 }
 
 enum {
-    OPT_CONFIG = 256, OPT_SHARD, OPT_SEGMENT, OPT_RUN_DIR, OPT_DATA_DIR, OPT_WINDOW,
-    OPT_HISTORY_S, OPT_HISTORY_CAP, OPT_SNAPSHOT_S, OPT_PUBLISH_S, OPT_DEADBAND, OPT_MIN_MS,
-    OPT_MAX_MS, OPT_STEP_TAG, OPT_MAX_TAGS, OPT_MAX_REQUEST, OPT_HELP,
+    OPT_CONFIG = 256,
+    OPT_SHARD,
+    OPT_SEGMENT,
+    OPT_RUN_DIR,
+    OPT_DATA_DIR,
+    OPT_WINDOW,
+    OPT_HISTORY_S,
+    OPT_HISTORY_CAP,
+    OPT_SNAPSHOT_S,
+    OPT_PUBLISH_S,
+    OPT_DEADBAND,
+    OPT_MIN_MS,
+    OPT_MAX_MS,
+    OPT_STEP_TAG,
+    OPT_MAX_TAGS,
+    OPT_MAX_REQUEST,
+    OPT_HELP,
 };
 
 static const struct option long_opts[] = {

@@ -22,9 +22,9 @@
 
 typedef struct request {
     protocol *p;
-    json_t *in;       /* the request object */
-    json_t *out;      /* the response under construction */
-    char error[256];  /* set by fail() */
+    json_t *in;      /* the request object */
+    json_t *out;     /* the response under construction */
+    char error[256]; /* set by fail() */
 } request;
 
 static int fail(request *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -78,8 +78,9 @@ static int get_time(request *r, const char *name, int64_t *out)
     if (!s)
         return 0;
     if (!json_is_number(s))
-        return fail(r, "field '%s': expected a number (seconds since the epoch, or <= 0 "
-                       "for seconds before now)",
+        return fail(r,
+                    "field '%s': expected a number (seconds since the epoch, or <= 0 "
+                    "for seconds before now)",
                     name);
     double sec = json_number_value(s);
     if (!isfinite(sec) || fabs(sec) > 9.2e9)
@@ -163,12 +164,12 @@ json_t *protocol_tag_stats(tag_state *t, const store_params *params)
     int64_t span = st.count >= 2 ? st.last_t_ns - st.first_t_ns : 0;
     double sample_ms = span > 0 ? (double)span * 1e-6 / (st.count - 1) : NAN;
     const timebuf *h = &t->hist;
-    json_t *hist = json_pack(
-        "{sI sI sI sI sI sI sI sI sI}", "points", (json_int_t)h->count, "capacity",
-        (json_int_t)h->capacity, "horizon_s", (json_int_t)(h->horizon_ns / 1000000000),
-        "out_of_order", (json_int_t)h->inserted, "replaced", (json_int_t)h->replaced, "too_old",
-        (json_int_t)h->too_old, "purged", (json_int_t)h->purged, "compactions",
-        (json_int_t)h->compactions, "downsampled_away", (json_int_t)h->downsampled_away);
+    json_t *hist =
+        json_pack("{sI sI sI sI sI sI sI sI sI}", "points", (json_int_t)h->count, "capacity",
+                  (json_int_t)h->capacity, "horizon_s", (json_int_t)(h->horizon_ns / 1000000000),
+                  "out_of_order", (json_int_t)h->inserted, "replaced", (json_int_t)h->replaced,
+                  "too_old", (json_int_t)h->too_old, "purged", (json_int_t)h->purged, "compactions",
+                  (json_int_t)h->compactions, "downsampled_away", (json_int_t)h->downsampled_away);
     if (hist && h->count) {
         json_object_set_new(hist, "oldest_t_ns", json_integer(timebuf_at(h, 0).t_ns));
         json_object_set_new(hist, "newest_t_ns", json_integer(timebuf_at(h, h->count - 1).t_ns));
@@ -176,13 +177,12 @@ json_t *protocol_tag_stats(tag_state *t, const store_params *params)
     if (hist && h->compacted_until_ns != INT64_MIN)
         json_object_set_new(hist, "compacted_until_ns", json_integer(h->compacted_until_ns));
     json_t *o = json_pack(
-        "{sI ss sI sI so so so so so so so so so sI so so so sI sI sI so}", "id",
-        (json_int_t)t->id, "name", t->name, "window", (json_int_t)t->roll.window, "count",
-        (json_int_t)st.count, "min", jnum(st.min), "max", jnum(st.max), "mean", jnum(st.mean),
-        "stddev", jnum(st.stddev), "variance", jnum(st.variance), "first", jnum(st.first),
-        "last", jnum(st.last), "trend_per_s", jnum(slope), "change_rate_per_s",
-        jnum(trend_change_rate(st.changes, span)), "changes", (json_int_t)st.changes,
-        "suggested_interval_ms",
+        "{sI ss sI sI so so so so so so so so so sI so so so sI sI sI so}", "id", (json_int_t)t->id,
+        "name", t->name, "window", (json_int_t)t->roll.window, "count", (json_int_t)st.count, "min",
+        jnum(st.min), "max", jnum(st.max), "mean", jnum(st.mean), "stddev", jnum(st.stddev),
+        "variance", jnum(st.variance), "first", jnum(st.first), "last", jnum(st.last),
+        "trend_per_s", jnum(slope), "change_rate_per_s", jnum(trend_change_rate(st.changes, span)),
+        "changes", (json_int_t)st.changes, "suggested_interval_ms",
         jnum(trend_suggest_interval_ms(&params->limits, st.count, st.changes, span)),
         "sample_interval_ms", jnum(sample_ms), "mode",
         json_string(t->mode == INTERP_STEP ? "step" : "linear"), "added", (json_int_t)st.added,
@@ -200,13 +200,12 @@ json_t *protocol_tag_interval(tag_state *t, const store_params *params)
     rolling_stats st;
     rolling_get_stats(&t->roll, &st);
     int64_t span = st.count >= 2 ? st.last_t_ns - st.first_t_ns : 0;
-    return json_pack("{sI ss so so so sI sI}", "id", (json_int_t)t->id, "name", t->name,
-                     "suggested_interval_ms",
-                     jnum(trend_suggest_interval_ms(&params->limits, st.count, st.changes, span)),
-                     "change_rate_per_s", jnum(trend_change_rate(st.changes, span)),
-                     "sample_interval_ms",
-                     jnum(span > 0 ? (double)span * 1e-6 / (st.count - 1) : NAN), "changes",
-                     (json_int_t)st.changes, "count", (json_int_t)st.count);
+    return json_pack(
+        "{sI ss so so so sI sI}", "id", (json_int_t)t->id, "name", t->name, "suggested_interval_ms",
+        jnum(trend_suggest_interval_ms(&params->limits, st.count, st.changes, span)),
+        "change_rate_per_s", jnum(trend_change_rate(st.changes, span)), "sample_interval_ms",
+        jnum(span > 0 ? (double)span * 1e-6 / (st.count - 1) : NAN), "changes",
+        (json_int_t)st.changes, "count", (json_int_t)st.count);
 }
 
 /* ------------------------------------------------------------ handlers */
@@ -276,8 +275,8 @@ static json_t *render_name(tag_state *t, const store_params *params)
 {
     (void)params;
     return json_pack("{sI ss ss sI sI}", "id", (json_int_t)t->id, "name", t->name, "mode",
-                     t->mode == INTERP_STEP ? "step" : "linear", "count",
-                     (json_int_t)t->roll.count, "history_points", (json_int_t)t->hist.count);
+                     t->mode == INTERP_STEP ? "step" : "linear", "count", (json_int_t)t->roll.count,
+                     "history_points", (json_int_t)t->hist.count);
 }
 
 static int op_tags(request *r)
@@ -413,8 +412,8 @@ static int op_correlate(request *r)
     double *matrix = malloc(k * k * sizeof *matrix);
     if (!matrix)
         return fail(r, "out of memory");
-    correlate_request req = {.bufs = bufs, .modes = modes, .k = k, .from_ns = from, .to_ns = to,
-                             .points = points};
+    correlate_request req = {
+        .bufs = bufs, .modes = modes, .k = k, .from_ns = from, .to_ns = to, .points = points};
     uint32_t aligned;
     int rc = correlate_aligned(&req, matrix, &aligned);
     if (rc) {
@@ -463,9 +462,9 @@ static const struct {
     const char *name;
     int (*run)(request *r);
 } ops[] = {
-    {"stats", op_stats},       {"range", op_range},         {"value_at", op_value_at},
+    {"stats", op_stats},         {"range", op_range},         {"value_at", op_value_at},
     {"correlate", op_correlate}, {"intervals", op_intervals}, {"snapshot", op_snapshot},
-    {"status", op_status},     {"tags", op_tags},
+    {"status", op_status},       {"tags", op_tags},
 };
 
 /* ------------------------------------------------------------ entry */
@@ -537,8 +536,9 @@ char *protocol_handle(protocol *p, const void *request_bytes, size_t len, int *i
         }
         goto out;
     }
-    fail(&r, "unknown op '%.64s' (expected stats, range, value_at, correlate, intervals, "
-             "snapshot, status, tags)",
+    fail(&r,
+         "unknown op '%.64s' (expected stats, range, value_at, correlate, intervals, "
+         "snapshot, status, tags)",
          json_string_value(op));
 out:
     if (failed) {

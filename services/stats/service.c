@@ -25,9 +25,9 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#define LOOP_WAIT_MS 20        /* ring wait while attached: bounds query latency */
-#define DETACHED_WAIT_MS 100   /* REP wait while the segment is missing */
-#define CATCH_UP_BATCHES 16    /* batches per loop turn when records are waiting */
+#define LOOP_WAIT_MS 20      /* ring wait while attached: bounds query latency */
+#define DETACHED_WAIT_MS 100 /* REP wait while the segment is missing */
+#define CATCH_UP_BATCHES 16  /* batches per loop turn when records are waiting */
 #define REQUESTS_PER_TURN 64
 #define SEC 1000000000LL
 
@@ -58,8 +58,8 @@ static int64_t real_ns(void)
 int stats_service_snapshot(stats_service *sv, const char *why, char *err, size_t err_len,
                            uint64_t *bytes)
 {
-    sv->ident.next_seq = sv->in.next_seq > sv->ident.next_seq ? sv->in.next_seq
-                                                               : sv->ident.next_seq;
+    sv->ident.next_seq =
+        sv->in.next_seq > sv->ident.next_seq ? sv->in.next_seq : sv->ident.next_seq;
     uint64_t n = 0;
     int64_t t0 = mono_ns();
     int rc = snapshot_write(sv->snapshot_path, &sv->store, &sv->ident, &n, err, err_len);
@@ -115,8 +115,7 @@ static void status_hook(void *ctx, json_t *o)
     json_object_set_new(o, "snapshots", json_integer((json_int_t)sv->snapshots));
     json_object_set_new(o, "snapshot_failures", json_integer((json_int_t)sv->snapshot_failures));
     json_object_set_new(o, "summaries", json_integer((json_int_t)sv->summaries));
-    json_object_set_new(o, "uptime_s",
-                        json_real((double)(mono_ns() - sv->started_mono_ns) / 1e9));
+    json_object_set_new(o, "uptime_s", json_real((double)(mono_ns() - sv->started_mono_ns) / 1e9));
 }
 
 /* Restores the store from the snapshot file, or starts empty: a corrupt,
@@ -149,8 +148,7 @@ static void restore(stats_service *sv)
         int mv = snapshot_move_aside(sv->snapshot_path, moved, sizeof moved);
         log_warn("snapshot %s rejected (%s: %s); %s%s; starting empty", sv->snapshot_path,
                  rc == -EILSEQ ? "foreign" : "corrupt", err,
-                 mv ? "could not move it aside: " : "moved aside to ",
-                 mv ? strerror(-mv) : moved);
+                 mv ? "could not move it aside: " : "moved aside to ", mv ? strerror(-mv) : moved);
     } else {
         log_warn("snapshot %s unreadable (%s); starting empty", sv->snapshot_path, err);
     }
@@ -253,8 +251,8 @@ static int setup(stats_service *sv, const stats_options *opt)
     char suffix[16] = "";
     if (opt->shard_n > 1)
         snprintf(suffix, sizeof suffix, "-%u", opt->shard_k);
-    if (snprintf(sv->snapshot_path, sizeof sv->snapshot_path, "%s/%s.stats%s.snap",
-                 opt->data_dir, opt->segment, suffix) >= (int)sizeof sv->snapshot_path) {
+    if (snprintf(sv->snapshot_path, sizeof sv->snapshot_path, "%s/%s.stats%s.snap", opt->data_dir,
+                 opt->segment, suffix) >= (int)sizeof sv->snapshot_path) {
         log_error("snapshot path under %s is too long", opt->data_dir);
         return -1;
     }

@@ -143,8 +143,8 @@ static void write_tag(writer *w, tag_state *t)
         w_point(w, rolling_at(&t->roll, i));
     const timebuf *h = &t->hist;
     w_int(w, (uint64_t)h->compacted_until_ns, 8);
-    const uint64_t counters[7] = {h->appended, h->inserted, h->replaced, h->too_old,
-                                  h->purged, h->compactions, h->downsampled_away};
+    const uint64_t counters[7] = {h->appended, h->inserted,    h->replaced,        h->too_old,
+                                  h->purged,   h->compactions, h->downsampled_away};
     for (int i = 0; i < 7; i++)
         w_int(w, counters[i], 8);
     w_int(w, h->count, 4);
@@ -316,8 +316,7 @@ static int read_tag(reader *r, tagstore *s, char *err, size_t err_len)
     (void)r_int(r, 1);
     uint64_t added = r_int(r, 8), nonfinite = r_int(r, 8), quality = r_int(r, 8);
     uint32_t n = (uint32_t)r_int(r, 4);
-    if (r->short_read || has_meta > 1 || mode > 1 || n > MAX_POINTS ||
-        (r->len - r->pos) / 16 < n) {
+    if (r->short_read || has_meta > 1 || mode > 1 || n > MAX_POINTS || (r->len - r->pos) / 16 < n) {
         set_err(err, err_len, "tag %u: bad header (meta %u, mode %u, %u window values)", id,
                 has_meta, mode, n);
         return -EBADMSG;
@@ -326,8 +325,8 @@ static int read_tag(reader *r, tagstore *s, char *err, size_t err_len)
     if (id >= s->p.max_tags || s->by_id[id] || !tagstore_owns(s, id)) {
         set_err(err, err_len, "tag %u: %s", id,
                 id >= s->p.max_tags ? "id beyond the catalog capacity"
-                : s->by_id[id]     ? "appears twice"
-                                   : "belongs to another shard");
+                : s->by_id[id]      ? "appears twice"
+                                    : "belongs to another shard");
         return -EBADMSG;
     }
     int rc = tagstore_ensure(s, id, &t);
@@ -384,8 +383,8 @@ static int read_tag(reader *r, tagstore *s, char *err, size_t err_len)
 }
 
 static int check_header(const uint8_t *hdr, size_t file_len, const snapshot_identity *expect,
-                        snapshot_identity *found, uint64_t *body_len, uint32_t *body_crc,
-                        char *err, size_t err_len)
+                        snapshot_identity *found, uint64_t *body_len, uint32_t *body_crc, char *err,
+                        size_t err_len)
 {
     size_t magic_len = file_len < 8 ? file_len : 8;
     if (memcmp(hdr, SNAPSHOT_MAGIC, magic_len) != 0) {
@@ -420,8 +419,8 @@ static int check_header(const uint8_t *hdr, size_t file_len, const snapshot_iden
     if (strcmp(found->segment, expect->segment) != 0 || found->shard_k != expect->shard_k ||
         found->shard_n != expect->shard_n) {
         set_err(err, err_len, "snapshot of segment '%s' shard %u/%u, expected '%s' shard %u/%u",
-                found->segment, found->shard_k, found->shard_n, expect->segment,
-                expect->shard_k, expect->shard_n);
+                found->segment, found->shard_k, found->shard_n, expect->segment, expect->shard_k,
+                expect->shard_n);
         return -EILSEQ;
     }
     *body_len = le_get(hdr + 16, 8);

@@ -44,11 +44,11 @@
 typedef struct snapshot_identity {
     char segment[32];
     uint32_t shard_k, shard_n;
-    int64_t segment_created_ns;   /* 0 when not attached */
+    int64_t segment_created_ns; /* 0 when not attached */
     uint64_t segment_initial_seq;
-    uint64_t next_seq;            /* ring sequence after the last record applied */
-    int64_t written_ns;           /* filled by snapshot_read */
-    uint32_t tags;                /* filled by snapshot_read */
+    uint64_t next_seq;  /* ring sequence after the last record applied */
+    int64_t written_ns; /* filled by snapshot_read */
+    uint32_t tags;      /* filled by snapshot_read */
 } snapshot_identity;
 
 /* Writes the store atomically to path. Returns 0 (and *bytes) or -errno;

@@ -40,8 +40,8 @@ static json_t *summary_entry(tag_state *t, const store_params *p)
 int stats_service_publish_summary(stats_service *sv)
 {
     tagstore *s = &sv->store;
-    uint32_t parts = s->n_tags ? (s->n_tags + SUMMARY_TAGS_PER_MESSAGE - 1) / SUMMARY_TAGS_PER_MESSAGE
-                               : 1;
+    uint32_t parts =
+        s->n_tags ? (s->n_tags + SUMMARY_TAGS_PER_MESSAGE - 1) / SUMMARY_TAGS_PER_MESSAGE : 1;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     json_int_t now = (json_int_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
@@ -53,11 +53,11 @@ int stats_service_publish_summary(stats_service *sv)
         uint32_t end = (part + 1) * SUMMARY_TAGS_PER_MESSAGE;
         for (uint32_t i = part * SUMMARY_TAGS_PER_MESSAGE; i < end && i < s->n_tags; i++)
             json_array_append_new(tags, summary_entry(tagstore_at(s, i), &s->p));
-        json_t *msg = json_pack("{ss ss ss sI sI sI sI sI sb so}", "type", "summary", "segment",
-                                sv->opt.segment, "shard", shard, "t_ns", now, "part",
-                                (json_int_t)part, "parts", (json_int_t)parts, "tags_total",
-                                (json_int_t)s->n_tags, "records", (json_int_t)sv->in.records,
-                                "attached", sv->attached, "tags", tags);
+        json_t *msg =
+            json_pack("{ss ss ss sI sI sI sI sI sb so}", "type", "summary", "segment",
+                      sv->opt.segment, "shard", shard, "t_ns", now, "part", (json_int_t)part,
+                      "parts", (json_int_t)parts, "tags_total", (json_int_t)s->n_tags, "records",
+                      (json_int_t)sv->in.records, "attached", sv->attached, "tags", tags);
         char *text = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
         json_decref(msg);
         if (!text) {

@@ -21,13 +21,13 @@
 #define TAG_NAME_MAX 255
 
 typedef struct store_params {
-    uint32_t window;           /* rolling window, values */
-    int64_t history_ns;        /* time-window horizon */
-    uint32_t history_capacity; /* points per tag before downsampling */
-    double deadband;           /* what counts as a change */
-    suggest_limits limits;     /* suggested poll interval bounds */
-    uint32_t shard_k, shard_n; /* this shard; n >= 1 */
-    uint32_t max_tags;         /* ids must be below this */
+    uint32_t window;              /* rolling window, values */
+    int64_t history_ns;           /* time-window horizon */
+    uint32_t history_capacity;    /* points per tag before downsampling */
+    double deadband;              /* what counts as a change */
+    suggest_limits limits;        /* suggested poll interval bounds */
+    uint32_t shard_k, shard_n;    /* this shard; n >= 1 */
+    uint32_t max_tags;            /* ids must be below this */
     const char *const *step_tags; /* names interpolated as steps (state tags) */
     size_t n_step_tags;
 } store_params;

@@ -15,8 +15,7 @@ int timebuf_init(timebuf *tb, uint32_t capacity, int64_t horizon_ns, uint32_t bu
     memset(tb, 0, sizeof *tb);
     if (bucket == 0)
         bucket = TIMEBUF_DEFAULT_BUCKET;
-    if (capacity < TIMEBUF_MIN_CAPACITY || bucket < 5 || capacity / 4 < bucket ||
-        horizon_ns <= 0)
+    if (capacity < TIMEBUF_MIN_CAPACITY || bucket < 5 || capacity / 4 < bucket || horizon_ns <= 0)
         return -EINVAL;
     tb->pts = malloc((size_t)capacity * sizeof *tb->pts);
     if (!tb->pts)

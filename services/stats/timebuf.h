@@ -36,7 +36,7 @@ enum timebuf_insert_result {
 typedef struct timebuf {
     stat_point *pts;
     uint32_t capacity;
-    uint32_t head;  /* physical index of the oldest point */
+    uint32_t head; /* physical index of the oldest point */
     uint32_t count;
     uint32_t bucket; /* downsampling bucket size */
     int64_t horizon_ns;

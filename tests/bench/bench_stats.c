@@ -171,8 +171,7 @@ static int bench_window(uint32_t window, const double *data, int quick, int chec
             fprintf(stderr,
                     "bench stats: window %u: rolling mean %.17g std %.17g min %g max %g, "
                     "recompute mean %.17g std %.17g min %g max %g\n",
-                    window, st.mean, st.stddev, st.min, st.max, nw.mean, nw.stddev, nw.min,
-                    nw.max);
+                    window, st.mean, st.stddev, st.min, st.max, nw.mean, nw.stddev, nw.min, nw.max);
             rc = 1;
         }
     }

@@ -12,10 +12,11 @@
  */
 #include "statref.h"
 
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
-#include <cmocka.h>
+
+#include <cmocka.h> /* after the three headers it needs */
 
 #include <dirent.h>
 #include <errno.h>
@@ -116,9 +117,15 @@ static pid_t start_service(env *e)
     char bin[512], log[512];
     shmtest_bin(bin, sizeof bin, "shmbus-stats");
     snprintf(log, sizeof log, "%s/stats-%d.log", e->dir, ++e->starts);
-    char *argv[32] = {bin, "--segment", e->seg, "--run-dir", e->run_dir, "--data-dir",
-                      e->data_dir, "--snapshot-interval-s", "1", "--publish-interval-s", "1",
-                      "--history-s", "86400", "--max-tags", "16", "--step-tag", "valve.state"};
+    char *argv[32] = {bin,          "--segment",
+                      e->seg,       "--run-dir",
+                      e->run_dir,   "--data-dir",
+                      e->data_dir,  "--snapshot-interval-s",
+                      "1",          "--publish-interval-s",
+                      "1",          "--history-s",
+                      "86400",      "--max-tags",
+                      "16",         "--step-tag",
+                      "valve.state"};
     int argc = 17;
     for (int i = 0; i < e->n_extra; i++)
         argv[argc++] = e->extra_args[i];
@@ -217,7 +224,11 @@ static void put_value(env *e, uint32_t tag, int64_t t, double v, int quality)
 
 static void put_meta(env *e, uint32_t id, const char *name, int type)
 {
-    shm_tag_meta m = {.id = id, .name = name, .device = "plc1", .unit = "", .data_type = (uint8_t)type,
+    shm_tag_meta m = {.id = id,
+                      .name = name,
+                      .device = "plc1",
+                      .unit = "",
+                      .data_type = (uint8_t)type,
                       .scale = 1.0};
     uint8_t buf[SHM_CATALOG_ENTRY_MAX];
     int n = shm_tag_meta_encode(&m, buf, sizeof buf);
@@ -237,8 +248,8 @@ static void make_env(env *e, const char *prefix)
     snprintf(e->rep_url, sizeof e->rep_url, "ipc://%s", e->rep_path);
     snprintf(e->pub_url, sizeof e->pub_url, "ipc://%s", e->pub_path);
     snprintf(e->snap_path, sizeof e->snap_path, "%s/%s.stats.snap", e->data_dir, e->seg);
-    shm_segment_options o = {.slot_count = 4096, .slot_size = 128,
-                             .policy = SHM_POLICY_BACKPRESSURE};
+    shm_segment_options o = {
+        .slot_count = 4096, .slot_size = 128, .policy = SHM_POLICY_BACKPRESSURE};
     int rc = shm_segment_open(e->seg, &o, SHM_OPEN_CREATE, &e->segment);
     if (rc)
         fail_msg("segment: %s", shm_last_error());
@@ -291,9 +302,9 @@ static void test_end_to_end(void **state)
         put_value(e, 2, t, 3.0 * e->temp[i] - 4.0, SHM_Q_GOOD);
         put_value(e, 3, t, (double)(i / 50), SHM_Q_GOOD);
     }
-    put_value(e, 0, e->t0 + 500 * SEC, NAN, SHM_Q_GOOD);          /* excluded: NaN */
-    put_value(e, 0, e->t0 + 501 * SEC, 1e6, SHM_Q_COMM_FAIL);     /* excluded: quality */
-    put_value(e, 1000, e->t0, 1.0, SHM_Q_GOOD);                   /* id beyond --max-tags */
+    put_value(e, 0, e->t0 + 500 * SEC, NAN, SHM_Q_GOOD);                 /* excluded: NaN */
+    put_value(e, 0, e->t0 + 501 * SEC, 1e6, SHM_Q_COMM_FAIL);            /* excluded: quality */
+    put_value(e, 1000, e->t0, 1.0, SHM_Q_GOOD);                          /* id beyond --max-tags */
     assert_int_equal(shm_put(e->prod, "not a flatbuffer", 16, NULL), 0); /* invalid */
     wait_status(e, "records", 4 * N_SAMPLES + 2);
 
@@ -324,8 +335,7 @@ static void test_end_to_end(void **state)
              (long long)(e->t0 + 10 * SEC + SEC / 4));
     j = ask_ok(e, req);
     assert_string_equal(json_string_value(json_object_get(j, "position")), "between");
-    assert_true(fabs(num(j, "value") - (e->temp[10] + 0.25 * (e->temp[11] - e->temp[10]))) <
-                1e-12);
+    assert_true(fabs(num(j, "value") - (e->temp[10] + 0.25 * (e->temp[11] - e->temp[10]))) < 1e-12);
     json_decref(j);
     snprintf(req, sizeof req, "{\"op\":\"value_at\",\"tag\":\"valve.state\",\"t_ns\":%lld}",
              (long long)(e->t0 + 49 * SEC + SEC / 2));
@@ -345,11 +355,12 @@ static void test_end_to_end(void **state)
              (long long)(e->t0 + 100 * SEC), (long long)(e->t0 + 109 * SEC));
     j = ask_ok(e, req);
     assert_int_equal(json_array_size(json_object_get(j, "points")), 10);
-    assert_true(json_number_value(json_array_get(
-                    json_array_get(json_object_get(j, "points"), 9), 1)) == e->temp[109]);
+    assert_true(json_number_value(json_array_get(json_array_get(json_object_get(j, "points"), 9),
+                                                 1)) == e->temp[109]);
     json_decref(j);
     j = ask_ok(e, "{\"op\":\"correlate\",\"tags\":[\"boiler.temp\",\"flow\"]}");
-    double r = json_number_value(json_array_get(json_array_get(json_object_get(j, "matrix"), 0), 1));
+    double r =
+        json_number_value(json_array_get(json_array_get(json_object_get(j, "matrix"), 0), 1));
     assert_true(fabs(r - 1.0) < 1e-9);
     json_decref(j);
 
@@ -423,8 +434,8 @@ static void test_end_to_end(void **state)
     /* Asked while the service is down: nng re-sends once it is back. */
     char out_path[512];
     snprintf(out_path, sizeof out_path, "%s/during-restart.out", e->dir);
-    pid_t cat = shmtest_spawn((char *[]){NNGCAT, "--req", "--async", "--dial", e->rep_url,
-                                         "--data", "{\"op\":\"stats\",\"tag\":\"flow\"}", "--raw",
+    pid_t cat = shmtest_spawn((char *[]){NNGCAT, "--req", "--async", "--dial", e->rep_url, "--data",
+                                         "{\"op\":\"stats\",\"tag\":\"flow\"}", "--raw",
                                          "--recv-timeout", "15", NULL},
                               out_path);
     struct timespec pause = {0, 300 * 1000 * 1000};

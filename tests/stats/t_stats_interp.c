@@ -9,10 +9,11 @@
 #include "timebuf.h"
 #include "trend.h"
 
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
-#include <cmocka.h>
+
+#include <cmocka.h> /* after the three headers it needs */
 
 #include <errno.h>
 #include <math.h>
@@ -196,8 +197,8 @@ static void test_correlate_aligned(void **state)
     assert_int_equal(from, 2 * SEC);
     assert_true(to <= 90 * SEC && to > 89 * SEC);
     int modes[4] = {INTERP_LINEAR, INTERP_LINEAR, INTERP_LINEAR, INTERP_STEP};
-    correlate_request req = {.bufs = bufs, .modes = modes, .k = 3, .from_ns = from, .to_ns = to,
-                             .points = 200};
+    correlate_request req = {
+        .bufs = bufs, .modes = modes, .k = 3, .from_ns = from, .to_ns = to, .points = 200};
     double m[16];
     uint32_t aligned;
     assert_int_equal(correlate_aligned(&req, m, &aligned), 0);
@@ -254,12 +255,9 @@ static void test_correlate_aligned(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_value_at),
-        cmocka_unit_test(test_value_at_repeated_and_out_of_order),
-        cmocka_unit_test(test_trend),
-        cmocka_unit_test(test_change_rate_and_interval),
-        cmocka_unit_test(test_pearson),
-        cmocka_unit_test(test_correlate_aligned),
+        cmocka_unit_test(test_value_at), cmocka_unit_test(test_value_at_repeated_and_out_of_order),
+        cmocka_unit_test(test_trend),    cmocka_unit_test(test_change_rate_and_interval),
+        cmocka_unit_test(test_pearson),  cmocka_unit_test(test_correlate_aligned),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,10 +9,11 @@
 #include "statref.h"
 #include "tagstore.h"
 
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
-#include <cmocka.h>
+
+#include <cmocka.h> /* after the three headers it needs */
 
 #include <errno.h>
 #include <jansson.h>
@@ -56,8 +57,11 @@ static int fake_snapshot(void *ctx, json_t *result, char *err, size_t len)
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof *f);
-    store_params p = {.window = 50, .history_ns = 3600 * SEC, .history_capacity = 1000,
-                      .shard_n = 1, .max_tags = 16,
+    store_params p = {.window = 50,
+                      .history_ns = 3600 * SEC,
+                      .history_capacity = 1000,
+                      .shard_n = 1,
+                      .max_tags = 16,
                       .limits = {.min_ms = 100, .max_ms = 60000}};
     assert_int_equal(tagstore_init(&f->store, &p), 0);
     tag_state *t;
@@ -275,8 +279,8 @@ static void test_range(void **state)
     assert_true(json_is_true(json_object_get(j, "downsampled")));
     assert_int_equal(num(j, "total"), 100);
     assert_true(json_number_value(json_array_get(json_array_get(pts, 0), 1)) == f->temp[0]);
-    assert_true(json_number_value(json_array_get(
-                    json_array_get(pts, json_array_size(pts) - 1), 1)) == f->temp[99]);
+    assert_true(json_number_value(json_array_get(json_array_get(pts, json_array_size(pts) - 1),
+                                                 1)) == f->temp[99]);
     json_decref(j);
     /* An empty range is not an error. */
     j = call(f, "{\"op\":\"range\",\"tag\":0,\"from_ns\":1,\"to_ns\":2}");
@@ -300,8 +304,7 @@ static void test_value_at(void **state)
     assert_int_equal(json_integer_value(json_array_get(next, 0)), t20 + SEC / 10);
     json_decref(j);
     /* Same place as a step. */
-    snprintf(req, sizeof req,
-             "{\"op\":\"value_at\",\"tag\":0,\"t_ns\":%lld,\"mode\":\"step\"}",
+    snprintf(req, sizeof req, "{\"op\":\"value_at\",\"tag\":0,\"t_ns\":%lld,\"mode\":\"step\"}",
              (long long)(t20 + SEC / 40));
     j = call(f, req);
     assert_true(num(j, "value") == f->temp[20]);

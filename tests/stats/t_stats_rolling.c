@@ -12,10 +12,11 @@
 #include "rolling.h"
 #include "statref.h"
 
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
-#include <cmocka.h>
+
+#include <cmocka.h> /* after the three headers it needs */
 
 #include <errno.h>
 #include <math.h>
@@ -77,8 +78,10 @@ static void check_against_reference(rolling_window *w, const double *all, size_t
     if (es > wr->stddev)
         wr->stddev = es;
     if (em > TOL || es > TOL) {
-        fprintf(stderr, "%s: n=%zu added=%zu mean %.17g ref %.17g (err %.3g) std %.17g ref %.17g (err %.3g)\n",
-                what, n, added, st.mean, ref.mean, em, st.stddev, ref.stddev, es);
+        fprintf(
+            stderr,
+            "%s: n=%zu added=%zu mean %.17g ref %.17g (err %.3g) std %.17g ref %.17g (err %.3g)\n",
+            what, n, added, st.mean, ref.mean, em, st.stddev, ref.stddev, es);
         fail();
     }
 }

@@ -9,10 +9,11 @@
 #include "statref.h"
 #include "tagstore.h"
 
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
-#include <cmocka.h>
+
+#include <cmocka.h> /* after the three headers it needs */
 
 #include <errno.h>
 #include <math.h>
@@ -29,14 +30,20 @@
 
 static store_params params(uint32_t window)
 {
-    return (store_params){.window = window, .history_ns = 1000000 * SEC,
-                          .history_capacity = 128, .shard_n = 1, .max_tags = 64};
+    return (store_params){.window = window,
+                          .history_ns = 1000000 * SEC,
+                          .history_capacity = 128,
+                          .shard_n = 1,
+                          .max_tags = 64};
 }
 
 static snapshot_identity ident(void)
 {
-    snapshot_identity id = {.shard_k = 0, .shard_n = 1, .segment_created_ns = 123456789,
-                            .segment_initial_seq = 1u << 20, .next_seq = (1u << 20) + 5000};
+    snapshot_identity id = {.shard_k = 0,
+                            .shard_n = 1,
+                            .segment_created_ns = 123456789,
+                            .segment_initial_seq = 1u << 20,
+                            .next_seq = (1u << 20) + 5000};
     snprintf(id.segment, sizeof id.segment, "plant");
     return id;
 }
@@ -76,8 +83,7 @@ static void assert_same_tag(tag_state *a, tag_state *b)
     assert_int_equal(sa.changes, sb.changes);
     assert_int_equal(sa.excluded_nonfinite, sb.excluded_nonfinite);
     assert_int_equal(sa.excluded_quality, sb.excluded_quality);
-    assert_true(sa.min == sb.min && sa.max == sb.max && sa.first == sb.first &&
-                sa.last == sb.last);
+    assert_true(sa.min == sb.min && sa.max == sb.max && sa.first == sb.first && sa.last == sb.last);
     assert_true(rel_err(sa.mean, sb.mean) < 1e-15);
     assert_true(rel_err(sa.stddev, sb.stddev) < 1e-9);
     assert_int_equal(a->hist.count, b->hist.count);
@@ -269,8 +275,7 @@ static void test_rejects_damage(void **state)
 }
 
 /* Re-seals a body with valid checksums: header fields for body length, CRC. */
-static void write_sealed(const char *path, const uint8_t *body, size_t body_len,
-                         uint32_t tags)
+static void write_sealed(const char *path, const uint8_t *body, size_t body_len, uint32_t tags)
 {
     store_params p = params(20);
     tagstore empty;
@@ -311,10 +316,10 @@ static size_t tag_record(uint8_t *b, size_t at, uint32_t id, uint16_t name_len, 
     at = put(b, at, name_len, 2);
     for (uint16_t i = 0; i < name_len && i < 8; i++)
         b[at++] = 'a';
-    at = put(b, at, 0, 4);                 /* meta, type, mode, reserved */
-    at = put(b, at, 3, 8);                 /* added */
-    at = put(b, at, 0, 8);                 /* excluded_nonfinite */
-    at = put(b, at, 0, 8);                 /* excluded_quality */
+    at = put(b, at, 0, 4); /* meta, type, mode, reserved */
+    at = put(b, at, 3, 8); /* added */
+    at = put(b, at, 0, 8); /* excluded_nonfinite */
+    at = put(b, at, 0, 8); /* excluded_quality */
     at = put(b, at, n, 4);
     for (uint32_t i = 0; i < n && i < 4; i++) {
         uint64_t bits;

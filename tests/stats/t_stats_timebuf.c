@@ -11,10 +11,11 @@
 #include "statref.h"
 #include "timebuf.h"
 
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
-#include <cmocka.h>
+
+#include <cmocka.h> /* after the three headers it needs */
 
 #include <errno.h>
 #include <math.h>
@@ -273,10 +274,10 @@ static void test_bad_init(void **state)
 {
     (void)state;
     timebuf tb;
-    assert_int_equal(timebuf_init(&tb, 10, SEC, 0), -EINVAL);      /* too small */
-    assert_int_equal(timebuf_init(&tb, 64, 0, 0), -EINVAL);        /* no horizon */
-    assert_int_equal(timebuf_init(&tb, 64, SEC, 17), -EINVAL);     /* cap < 4 buckets */
-    assert_int_equal(timebuf_init(&tb, 64, SEC, 3), -EINVAL);      /* bucket too small */
+    assert_int_equal(timebuf_init(&tb, 10, SEC, 0), -EINVAL);  /* too small */
+    assert_int_equal(timebuf_init(&tb, 64, 0, 0), -EINVAL);    /* no horizon */
+    assert_int_equal(timebuf_init(&tb, 64, SEC, 17), -EINVAL); /* cap < 4 buckets */
+    assert_int_equal(timebuf_init(&tb, 64, SEC, 3), -EINVAL);  /* bucket too small */
 }
 
 int main(void)
