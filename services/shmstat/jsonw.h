@@ -20,9 +20,9 @@
 
 struct jsonw {
     FILE *out;
-    int pretty;                      /* indent two spaces per level */
+    int pretty; /* indent two spaces per level */
     int depth;
-    int has_items[JSONW_MAX_DEPTH];  /* a comma is due before the next item */
+    int has_items[JSONW_MAX_DEPTH]; /* a comma is due before the next item */
 };
 
 void jw_init(struct jsonw *w, FILE *out, int pretty);

@@ -149,8 +149,7 @@ static int run_tail(const struct shmstat_options *o, shm_segment *seg)
 {
     int rc = tail_render(stdout, seg, o->tail, o->json, o->raw);
     if (rc) {
-        fprintf(stderr, "shmstat: reading records of /shmbus.%s: %s\n", o->name,
-                shm_strerror(rc));
+        fprintf(stderr, "shmstat: reading records of /shmbus.%s: %s\n", o->name, shm_strerror(rc));
         return SHMSTAT_EXIT_RUNTIME;
     }
     return flush_stdout();
@@ -165,7 +164,8 @@ int main(int argc, char **argv)
     if (rc)
         return rc;
     if (o.raw && isatty(STDOUT_FILENO)) {
-        fprintf(stderr, "shmstat: --raw writes binary records; redirect stdout to a file or pipe\n");
+        fprintf(stderr,
+                "shmstat: --raw writes binary records; redirect stdout to a file or pipe\n");
         return SHMSTAT_EXIT_USAGE;
     }
     shm_segment *seg = NULL;

@@ -17,19 +17,18 @@
 
 void options_usage(FILE *out)
 {
-    fprintf(out,
-            "usage: shmstat [--name NAME] [--json] [-w SECONDS [-n COUNT]]\n"
-            "       shmstat [--name NAME] --tail N [--json | --raw]\n"
-            "\n"
-            "Shows a shmbus shared-memory segment (/shmbus.NAME), mapped read-only.\n"
-            "  --name NAME     segment name (default: $SHMBUS_SEGMENT, else \"shmbus\")\n"
-            "  --json, -j      print one JSON document (JSON lines with -w)\n"
-            "  -w SECONDS      refresh every SECONDS with rates from the interval\n"
-            "  -n COUNT        stop after COUNT reports (implies -w 1 when -w is absent)\n"
-            "  --tail N        print the newest N records (decoded TagValue, else hex)\n"
-            "  --raw           with --tail: write size-prefixed FlatBuffers to stdout\n"
-            "  -h, --help      this text\n"
-            "Exit status: 0 ok, 1 output error, 2 usage error or segment not attachable.\n");
+    fprintf(out, "usage: shmstat [--name NAME] [--json] [-w SECONDS [-n COUNT]]\n"
+                 "       shmstat [--name NAME] --tail N [--json | --raw]\n"
+                 "\n"
+                 "Shows a shmbus shared-memory segment (/shmbus.NAME), mapped read-only.\n"
+                 "  --name NAME     segment name (default: $SHMBUS_SEGMENT, else \"shmbus\")\n"
+                 "  --json, -j      print one JSON document (JSON lines with -w)\n"
+                 "  -w SECONDS      refresh every SECONDS with rates from the interval\n"
+                 "  -n COUNT        stop after COUNT reports (implies -w 1 when -w is absent)\n"
+                 "  --tail N        print the newest N records (decoded TagValue, else hex)\n"
+                 "  --raw           with --tail: write size-prefixed FlatBuffers to stdout\n"
+                 "  -h, --help      this text\n"
+                 "Exit status: 0 ok, 1 output error, 2 usage error or segment not attachable.\n");
 }
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -89,8 +88,7 @@ int options_parse(int argc, char **argv, struct shmstat_options *o)
             char *end;
             errno = 0;
             double v = strtod(optarg, &end);
-            if (errno || *optarg == '\0' || *end != '\0' || !isfinite(v) || v < 0.01 ||
-                v > 86400)
+            if (errno || *optarg == '\0' || *end != '\0' || !isfinite(v) || v < 0.01 || v > 86400)
                 return usage_error("-w %s: expected seconds between 0.01 and 86400", optarg);
             o->watch = 1;
             o->interval_s = v;

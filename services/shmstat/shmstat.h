@@ -26,11 +26,11 @@
 struct shmstat_options {
     char name[SHM_NAME_MAX + 1]; /* segment name (no "/shmbus." prefix) */
     int json;
-    int watch;              /* -w given (or -n) */
-    double interval_s;      /* -w SECONDS */
-    long count;             /* -n COUNT, 0 = until interrupted */
-    uint32_t tail;          /* --tail N, 0 = no tail */
-    int raw;                /* --raw */
+    int watch;         /* -w given (or -n) */
+    double interval_s; /* -w SECONDS */
+    long count;        /* -n COUNT, 0 = until interrupted */
+    uint32_t tail;     /* --tail N, 0 = no tail */
+    int raw;           /* --raw */
 };
 
 /* Parses argv into o. Returns 0, or SHMSTAT_EXIT_USAGE after printing the

@@ -83,10 +83,8 @@ void snapshot_free(struct snapshot *s)
 
 int snapshot_same_segment(const struct snapshot *a, const struct snapshot *b)
 {
-    return a->info.created_ns == b->info.created_ns &&
-           a->info.creator_pid == b->info.creator_pid &&
-           a->info.initial_seq == b->info.initial_seq &&
-           strcmp(a->info.name, b->info.name) == 0;
+    return a->info.created_ns == b->info.created_ns && a->info.creator_pid == b->info.creator_pid &&
+           a->info.initial_seq == b->info.initial_seq && strcmp(a->info.name, b->info.name) == 0;
 }
 
 static double per_second(uint64_t now, uint64_t before, double seconds)
@@ -117,8 +115,7 @@ static const shm_group_stats *find_group(const struct snapshot *s, const char *n
     return NULL;
 }
 
-static const struct stat_counter *find_counter(const struct snapshot *s, int hint,
-                                               const char *name)
+static const struct stat_counter *find_counter(const struct snapshot *s, int hint, const char *name)
 {
     /* Named counters are never freed, so the same name keeps its index. */
     if (hint < s->ncounters && strcmp(s->counters[hint].name, name) == 0)

@@ -92,19 +92,19 @@ static void render_groups(FILE *out, const struct snapshot *s, const struct rate
     fprintf(out, "groups (%d)\n", s->ngroups);
     if (s->ngroups == 0)
         return;
-    fprintf(out, "  %-16s %4s %20s %20s %10s %6s %12s %9s %10s %9s %8s %7s %7s\n", "NAME",
-            "MEMB", "NEXT", "TAIL", "LAG", "UTIL", "CONSUMED", "CONS/S", "LOST", "REDELIV",
-            "PADDED", "INVALID", "ORPHANS");
+    fprintf(out, "  %-16s %4s %20s %20s %10s %6s %12s %9s %10s %9s %8s %7s %7s\n", "NAME", "MEMB",
+            "NEXT", "TAIL", "LAG", "UTIL", "CONSUMED", "CONS/S", "LOST", "REDELIV", "PADDED",
+            "INVALID", "ORPHANS");
     for (int i = 0; i < s->ngroups; i++) {
         const shm_group_stats *g = &s->groups[i];
         char name[SHM_NAME_MAX + 1], rb[32];
         fprintf(out,
                 "  %-16s %4u %20" PRIu64 " %20" PRIu64 " %10" PRIu64 " %5.1f%% %12" PRIu64
                 " %9s %10" PRIu64 " %9" PRIu64 " %8" PRIu64 " %7" PRIu64 " %7u\n",
-                printable(name, sizeof name, g->name), g->members, g->next_seq, g->tail_seq,
-                g->lag, g->utilization * 100.0, g->consumed,
-                rate(rb, sizeof rb, r->group_consumed_per_s[i]), g->lost, g->redelivered,
-                g->padded, g->invalid, g->orphans);
+                printable(name, sizeof name, g->name), g->members, g->next_seq, g->tail_seq, g->lag,
+                g->utilization * 100.0, g->consumed,
+                rate(rb, sizeof rb, r->group_consumed_per_s[i]), g->lost, g->redelivered, g->padded,
+                g->invalid, g->orphans);
     }
 }
 
@@ -119,8 +119,8 @@ static void render_members(FILE *out, const struct snapshot *s, const struct rat
         const shm_member_stats *m = &s->members[i];
         char group[SHM_NAME_MAX + 1], name[SHM_NAME_MAX + 1], age[32], rb[32];
         format_age(age, sizeof age, (double)(s->real_ns - m->heartbeat_ns) / 1e9);
-        fprintf(out, "  %4u %8d %-10s %-16s %-16s %-6s %-5s %9s %12" PRIu64 " %9s %4u\n",
-                m->index, (int)m->pid, role_name(m->role), printable(group, sizeof group, m->group),
+        fprintf(out, "  %4u %8d %-10s %-16s %-16s %-6s %-5s %9s %12" PRIu64 " %9s %4u\n", m->index,
+                (int)m->pid, role_name(m->role), printable(group, sizeof group, m->group),
                 printable(name, sizeof name, m->name), member_state_name(m->state),
                 m->alive ? "yes" : "no", age, m->records,
                 rate(rb, sizeof rb, r->member_records_per_s[i]), m->batches_held);

@@ -14,6 +14,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+/* cmocka.h needs the four headers above first */
 #include <cmocka.h>
 
 #include <shmbus/shm.h>
@@ -91,8 +92,12 @@ static int object_exists(const char *name)
 }
 
 static const shm_segment_options small = {
-    .slot_size = 128, .slot_count = 256, .policy = SHM_POLICY_BACKPRESSURE,
-    .max_members = 16, .catalog_capacity = 8, .counter_capacity = 16,
+    .slot_size = 128,
+    .slot_count = 256,
+    .policy = SHM_POLICY_BACKPRESSURE,
+    .max_members = 16,
+    .catalog_capacity = 8,
+    .counter_capacity = 16,
 };
 
 static shm_segment *create_small(const char *name)
@@ -125,9 +130,12 @@ static void test_create_attach_close_unlink(void **state)
     (void)state;
     char name[64], path[128];
     shmtest_segment_name(name, sizeof name, "life");
-    shm_segment_options o = {.slot_size = 256, .slot_count = 128,
-                             .policy = SHM_POLICY_BACKPRESSURE, .max_members = 8,
-                             .catalog_capacity = 16, .counter_capacity = 32};
+    shm_segment_options o = {.slot_size = 256,
+                             .slot_count = 128,
+                             .policy = SHM_POLICY_BACKPRESSURE,
+                             .max_members = 8,
+                             .catalog_capacity = 16,
+                             .counter_capacity = 32};
     struct timespec t0, t1;
     clock_gettime(CLOCK_REALTIME, &t0);
     shm_segment *a = NULL, *b = NULL;
@@ -394,12 +402,13 @@ static void test_invalid_geometry(void **state)
     static const struct {
         uint32_t slot_size, slot_count, max_members;
     } bad[] = {
-        {63, 256, 0}, {8192, 256, 0}, {100, 256, 0}, {32, 256, 0}, {4160, 256, 0},
-        {128, 1000, 0}, {128, 1, 0}, {128, 3, 0}, {128, 256, 257},
+        {63, 256, 0},   {8192, 256, 0}, {100, 256, 0}, {32, 256, 0},    {4160, 256, 0},
+        {128, 1000, 0}, {128, 1, 0},    {128, 3, 0},   {128, 256, 257},
     };
     shm_segment *seg = NULL;
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        shm_segment_options o = {.slot_size = bad[i].slot_size, .slot_count = bad[i].slot_count,
+        shm_segment_options o = {.slot_size = bad[i].slot_size,
+                                 .slot_count = bad[i].slot_count,
                                  .max_members = bad[i].max_members};
         int rc = shm_segment_open(name, &o, SHM_OPEN_CREATE, &seg);
         if (rc != SHM_EGEOMETRY)
@@ -659,8 +668,7 @@ static void test_reset_only_on_request(void **state)
 
     /* Once no member lives, the reset is accepted. */
     shmtest_kill(pid);
-    assert_int_equal(shm_segment_open(lm->name, &small, SHM_OPEN_CREATE | SHM_OPEN_RESET, &seg),
-                     0);
+    assert_int_equal(shm_segment_open(lm->name, &small, SHM_OPEN_CREATE | SHM_OPEN_RESET, &seg), 0);
     assert_int_equal(shm_segment_info_get(seg, &info), 0);
     assert_true(info.initial_seq > last);
     assert_true(info.created_ns >= before.created_ns);
@@ -679,8 +687,8 @@ static void test_reset_only_on_request(void **state)
     shm_consumer *c;
     shm_segment *again = NULL;
     assert_int_equal(shm_consumer_open(seg, "g", "me", &c), 0);
-    assert_int_equal(
-        shm_segment_open(lm->name, &small, SHM_OPEN_CREATE | SHM_OPEN_RESET, &again), SHM_EBUSY);
+    assert_int_equal(shm_segment_open(lm->name, &small, SHM_OPEN_CREATE | SHM_OPEN_RESET, &again),
+                     SHM_EBUSY);
     assert_int_equal(shm_segment_open(lm->name, &small,
                                       SHM_OPEN_CREATE | SHM_OPEN_RESET | SHM_OPEN_FORCE, &again),
                      0);
@@ -808,7 +816,7 @@ struct held_batch {
     shmtest_barrier *ready;   /* child joined and holds a batch */
     shmtest_barrier *release; /* child may exit now */
     char name[64];
-    int stay;                 /* 1: wait to be killed instead of exiting */
+    int stay; /* 1: wait to be killed instead of exiting */
 };
 
 /* Child: joins group "g", takes a batch, then exits (or stays). */

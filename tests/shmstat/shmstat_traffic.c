@@ -31,8 +31,8 @@
 #include <unistd.h>
 
 #define TAGS 4
-static const char *const tag_names[TAGS] = {"boiler1.temperature", "boiler1.pressure",
-                                            "pump2.flow", "tank3.level"};
+static const char *const tag_names[TAGS] = {"boiler1.temperature", "boiler1.pressure", "pump2.flow",
+                                            "tank3.level"};
 static const char *const tag_units[TAGS] = {"degC", "bar", "m3/h", "%"};
 static const char raw_record[] = "not-a-flatbuffer";
 
@@ -112,15 +112,20 @@ static uint64_t drain(shm_consumer *c, uint32_t max)
 
 static void setup(struct traffic *t, const char *name)
 {
-    shm_segment_options o = {.slot_count = 1024, .slot_size = 128,
-                             .policy = SHM_POLICY_DROP_OLDEST};
+    shm_segment_options o = {
+        .slot_count = 1024, .slot_size = 128, .policy = SHM_POLICY_DROP_OLDEST};
     int rc = shm_segment_open(name, &o, SHM_OPEN_CREATE, &t->seg);
     if (rc)
         die("segment", rc);
     for (uint32_t i = 0; i < TAGS; i++) {
         uint8_t buf[SHM_CATALOG_ENTRY_MAX];
-        shm_tag_meta m = {.id = i, .device_id = 1, .name = tag_names[i], .device = "plc1",
-                          .unit = tag_units[i], .data_type = SHM_DT_FLOAT32, .scale = 1.0};
+        shm_tag_meta m = {.id = i,
+                          .device_id = 1,
+                          .name = tag_names[i],
+                          .device = "plc1",
+                          .unit = tag_units[i],
+                          .data_type = SHM_DT_FLOAT32,
+                          .scale = 1.0};
         int len = shm_tag_meta_encode(&m, buf, sizeof buf);
         if (len <= 0)
             die("meta encode", len);
