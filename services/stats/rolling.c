@@ -13,7 +13,15 @@
  * relative error. */
 #define RECENTER_RATIO 1e4
 
+/* A query also recenters when a term added since the last recentering was
+ * this many times the current mean square: the sums' compensation terms
+ * still carry rounding noise of order u^2 * that term, which would matter
+ * once the large values are gone (u^2 * 1e8 * sqrt(additions) stays below
+ * 1e-15 relative). */
+#define RANGE_RATIO 1e8
+
 #define WINDOW_MAX (1u << 26)
+#define RECENTER_EVERY 4 /* windows' worth of additions between recenterings */
 
 static uint64_t ring_capacity(uint32_t window)
 {
@@ -35,12 +43,18 @@ int rolling_init(rolling_window *w, uint32_t window, double deadband)
     w->values = malloc(cap * sizeof *w->values);
     w->times = malloc(cap * sizeof *w->times);
     w->changed = malloc(cap * sizeof *w->changed);
-    w->min_q = malloc(cap * sizeof *w->min_q);
-    w->max_q = malloc(cap * sizeof *w->max_q);
-    if (!w->values || !w->times || !w->changed || !w->min_q || !w->max_q) {
+    w->suf_min = malloc((size_t)window * sizeof *w->suf_min);
+    w->suf_max = malloc((size_t)window * sizeof *w->suf_max);
+    if (!w->values || !w->times || !w->changed || !w->suf_min || !w->suf_max) {
         rolling_free(w);
         return -ENOMEM;
     }
+    for (uint32_t i = 0; i < window; i++) { /* no previous block yet */
+        w->suf_min[i] = INFINITY;
+        w->suf_max[i] = -INFINITY;
+    }
+    w->pre_min = INFINITY;
+    w->pre_max = -INFINITY;
     return 0;
 }
 
@@ -49,61 +63,83 @@ void rolling_free(rolling_window *w)
     free(w->values);
     free(w->times);
     free(w->changed);
-    free(w->min_q);
-    free(w->max_q);
+    free(w->suf_min);
+    free(w->suf_max);
     memset(w, 0, sizeof *w);
 }
 
 /* Moves K to the window's mean and recomputes S1 and S2 exactly from the
- * ring: two passes, the first with a compensated sum. */
+ * ring in one compensated pass. The new K is the mean the current sums give
+ * (K only has to be near the mean, not equal to it); when the sums are not
+ * finite (a past overflow), a compensated pass over the values finds it. */
 static void recenter(rolling_window *w)
 {
     uint64_t first = w->next - w->count;
-    compsum total;
-    compsum_reset(&total);
-    for (uint64_t i = first; i < w->next; i++)
-        compsum_add(&total, w->values[i & w->mask]);
-    double k = w->count ? compsum_value(&total) / w->count : 0.0;
-    if (!isfinite(k))
-        k = 0.0;
+    double k = w->count ? w->shift + compsum_value(&w->s1) / w->count : 0.0;
+    if (!isfinite(k)) {
+        compsum total;
+        compsum_reset(&total);
+        for (uint64_t i = first; i < w->next; i++)
+            compsum_add(&total, w->values[i & w->mask]);
+        k = w->count ? compsum_value(&total) / w->count : 0.0;
+        if (!isfinite(k))
+            k = 0.0;
+    }
     compsum_reset(&w->s1);
     compsum_reset(&w->s2);
+    double max_sq = 0.0;
     for (uint64_t i = first; i < w->next; i++) {
         double d = w->values[i & w->mask] - k;
+        double dd = d * d;
         compsum_add(&w->s1, d);
-        compsum_add(&w->s2, d * d);
+        compsum_add(&w->s2, dd);
+        max_sq = dd > max_sq ? dd : max_sq;
     }
+    w->max_sq = max_sq;
     w->shift = k;
     w->since_recenter = 0;
     w->recenters++;
 }
 
-static void evict_oldest(rolling_window *w)
+/* Closes a block of N values (the window now holds exactly that block):
+ * suffix extremes of it, one backward pass, for the next N queries. */
+static void close_block(rolling_window *w)
 {
-    uint64_t idx = w->next - w->count;
-    uint64_t slot = idx & w->mask;
-    double d = w->values[slot] - w->shift; /* bit-identical to the term added */
-    compsum_add(&w->s1, -d);
-    compsum_add(&w->s2, -(d * d));
-    w->changed_in_ring -= w->changed[slot];
-    if (w->min_front != w->min_back && w->min_q[w->min_front & w->mask] == idx)
-        w->min_front++;
-    if (w->max_front != w->max_back && w->max_q[w->max_front & w->mask] == idx)
-        w->max_front++;
-    w->count--;
+    uint64_t first = w->next - w->window;
+    double mn = INFINITY, mx = -INFINITY;
+    for (uint32_t i = w->window; i-- > 0;) {
+        double x = w->values[(first + i) & w->mask];
+        mn = x < mn ? x : mn;
+        mx = x > mx ? x : mx;
+        w->suf_min[i] = mn;
+        w->suf_max[i] = mx;
+    }
 }
 
+/* The hot path. Fields are copied to locals and written back once: the
+ * value arrays are double, like the sums, so the compiler could otherwise
+ * not keep the sums in registers across the array stores. */
 int rolling_add(rolling_window *w, int64_t t_ns, double v)
 {
     if (!isfinite(v)) {
         w->excluded_nonfinite++;
         return 0;
     }
-    if (w->count == w->window)
-        evict_oldest(w);
+    const uint64_t mask = w->mask;
+    const double shift = w->shift;
+    compsum s1 = w->s1, s2 = w->s2;
+    uint32_t count = w->count;
 
-    uint64_t idx = w->next++;
-    uint64_t slot = idx & w->mask;
+    if (count == w->window) { /* evict the oldest */
+        uint64_t old_slot = (w->next - count) & mask;
+        double d = w->values[old_slot] - shift; /* bit-identical to the term added */
+        compsum_add(&s1, -d);
+        compsum_add(&s2, -(d * d));
+        w->changed_in_ring -= w->changed[old_slot];
+        count--;
+    }
+
+    uint64_t slot = w->next & mask;
     uint8_t changed = w->has_previous && fabs(v - w->previous) > w->deadband;
     w->values[slot] = v;
     w->times[slot] = t_ns;
@@ -111,23 +147,35 @@ int rolling_add(rolling_window *w, int64_t t_ns, double v)
     w->changed_in_ring += changed;
     w->previous = v;
     w->has_previous = 1;
-    w->count++;
+    w->next++;
+    w->count = count + 1;
 
-    /* Monotonic deques: drop entries that can never be the extreme again
-     * because a newer value is at least as extreme. */
-    while (w->min_back != w->min_front &&
-           w->values[w->min_q[(w->min_back - 1) & w->mask] & w->mask] >= v)
-        w->min_back--;
-    w->min_q[w->min_back++ & w->mask] = idx;
-    while (w->max_back != w->max_front &&
-           w->values[w->max_q[(w->max_back - 1) & w->mask] & w->mask] <= v)
-        w->max_back--;
-    w->max_q[w->max_back++ & w->mask] = idx;
+    /* Extremes of the current block so far; a full block is closed. */
+    double pmin = w->pre_min, pmax = w->pre_max;
+    pmin = v < pmin ? v : pmin;
+    pmax = v > pmax ? v : pmax;
+    uint32_t head = w->head_len + 1;
+    if (head == w->window) {
+        close_block(w);
+        head = 0;
+        pmin = INFINITY;
+        pmax = -INFINITY;
+    }
+    w->head_len = head;
+    w->pre_min = pmin;
+    w->pre_max = pmax;
 
-    double d = v - w->shift;
-    compsum_add(&w->s1, d);
-    compsum_add(&w->s2, d * d);
-    if (++w->since_recenter >= w->window)
+    double d = v - shift;
+    double dd = d * d;
+    compsum_add(&s1, d);
+    compsum_add(&s2, dd);
+    w->s1 = s1;
+    w->s2 = s2;
+    if (dd > w->max_sq)
+        w->max_sq = dd;
+    /* Keep K near a drifting mean; queries recenter on their own when
+     * needed, so this only has to be occasional: O(N) per 4N additions. */
+    if (++w->since_recenter >= RECENTER_EVERY * (uint64_t)w->window)
         recenter(w);
     return 1;
 }
@@ -158,14 +206,16 @@ uint32_t rolling_copy(const rolling_window *w, stat_point *out)
     return w->count;
 }
 
-/* Sample variance from the running sums; *mean_dev receives S1 / n. */
-static double variance_from_sums(const rolling_window *w, double *mean_dev)
+/* Sample variance from the running sums; *mean_dev receives S1 / n and
+ * *mean_sq S2 / n. */
+static double variance_from_sums(const rolling_window *w, double *mean_dev, double *mean_sq)
 {
     double n = (double)w->count;
     double s1 = compsum_value(&w->s1);
     double s2 = compsum_value(&w->s2);
     double md = s1 / n;
     *mean_dev = md;
+    *mean_sq = s2 / n;
     return (s2 - s1 * md) / (n - 1.0);
 }
 
@@ -187,8 +237,11 @@ void rolling_get_stats(rolling_window *w, rolling_stats *out)
     out->first_t_ns = w->times[first & w->mask];
     out->last = w->values[last & w->mask];
     out->last_t_ns = w->times[last & w->mask];
-    out->min = w->values[w->min_q[w->min_front & w->mask] & w->mask];
-    out->max = w->values[w->max_q[w->max_front & w->mask] & w->mask];
+    /* The window: the last N - head_len values of the previous block, then
+     * the head_len values of the current one. */
+    double smin = w->suf_min[w->head_len], smax = w->suf_max[w->head_len];
+    out->min = smin < w->pre_min ? smin : w->pre_min;
+    out->max = smax > w->pre_max ? smax : w->pre_max;
     /* The oldest value's flag compares it with a value already gone. */
     out->changes = w->changed_in_ring - w->changed[first & w->mask];
 
@@ -197,11 +250,12 @@ void rolling_get_stats(rolling_window *w, rolling_stats *out)
         out->variance = out->stddev = 0.0;
         return;
     }
-    double md;
-    double var = variance_from_sums(w, &md);
-    if (!isfinite(var) || !(var > 0) || md * md > RECENTER_RATIO * var) {
+    double md, msq;
+    double var = variance_from_sums(w, &md, &msq);
+    if (!isfinite(var) || !(var > 0) || md * md > RECENTER_RATIO * var ||
+        !(w->max_sq <= RANGE_RATIO * msq)) {
         recenter(w);
-        var = variance_from_sums(w, &md);
+        var = variance_from_sums(w, &md, &msq);
     }
     double mean = w->shift + md;
     if (mean < out->min)

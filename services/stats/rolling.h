@@ -2,15 +2,21 @@
  * rolling.h — statistics over the last N values of one tag, O(1) amortized
  * per value.
  *
- * Keeps the values (and their timestamps) in a ring, min and max in two
- * monotonic deques of ring indices, and mean and variance as compensated
- * sums of deviations from a shift K:
+ * Keeps the values (and their timestamps) in a ring; min and max by the van
+ * Herk / Gil-Werman block method (the window is the tail of the previous
+ * block of N values plus the head of the current one: suffix extremes of
+ * the previous block, computed in one pass when it closes, and running
+ * extremes of the current block; branch-free, 2 compares per value plus one
+ * pass per N values); mean and variance as compensated sums of deviations
+ * from a shift K:
  *     S1 = sum(x - K),  S2 = sum((x - K)^2)
  * An eviction subtracts exactly the terms its addition added (same K, same
- * rounding), so errors do not accumulate with the number of updates. Every N
+ * rounding), so errors do not accumulate with the number of updates. Every 4N
  * additions K is moved to the window's mean and the sums are recomputed from
- * the ring (O(N) per N additions); a query that finds K far from the mean
- * relative to the spread (where S2 - S1^2/n would cancel) recenters first.
+ * the ring (O(N) per 4N additions); a query that finds K far from the mean
+ * relative to the spread (where S2 - S1^2/n would cancel), or finds that a
+ * term far larger than today's mean square passed through the sums since
+ * (its rounding noise would dominate once it is gone), recenters first.
  * That keeps the variance within about 1e-12 relative of a two-pass
  * computation even for a 1e9 offset with 1e-3 variance.
  *
@@ -35,12 +41,18 @@ typedef struct rolling_window {
     double *values;
     int64_t *times;
     uint8_t *changed; /* 1 when the value differed from its predecessor by > deadband */
-    uint64_t *min_q;  /* absolute indices, values increasing front to back */
-    uint64_t *max_q;  /* absolute indices, values decreasing front to back */
-    uint64_t min_front, min_back, max_front, max_back;
+    /* Min and max: values arrive in blocks of N (by absolute index); the
+     * window is the tail of the previous block plus the head of the current
+     * one. suf_min[i]/suf_max[i]: extremes of the previous block from its
+     * position i on (+-inf before the first block closes); pre_min/pre_max:
+     * extremes of the current block's head_len values. */
+    double *suf_min, *suf_max;
+    double pre_min, pre_max;
+    uint32_t head_len;
     double shift; /* K */
     compsum s1, s2;
-    uint32_t since_recenter;
+    double max_sq;            /* largest (x - K)^2 added since the last recentering */
+    uint64_t since_recenter;  /* additions since K last moved */
     uint32_t changed_in_ring; /* sum of changed[] over the window */
     double deadband;          /* a change is |x - previous| > deadband */
     double previous;          /* last value added, even if evicted since */
