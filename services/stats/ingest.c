@@ -158,7 +158,7 @@ int ingest_poll(ingest *in, tagstore *s, int timeout_ms)
     if (rc)
         log_warn("ack of batch %llu+%u: %s", (unsigned long long)b.first_seq, b.count,
                  shm_last_error());
-    return applied;
+    return n;
 }
 
 int ingest_segment_replaced(const ingest *in)

@@ -44,7 +44,8 @@ int ingest_attach(ingest *in);
 void ingest_detach(ingest *in);
 
 /* Takes one batch (waiting up to timeout_ms), applies it and acknowledges
- * it. Returns records applied (>= 0) or an SHM_E* code. */
+ * it. Returns the sequence numbers the batch covered (0 when none came) or
+ * an SHM_E* code. */
 int ingest_poll(ingest *in, tagstore *s, int timeout_ms);
 
 /* Looks the tag up in the catalog; returns 1 when named, 0 when the
