@@ -118,20 +118,20 @@ static inline void shm__stf64(uint8_t *p, double v)
 /* A root table whose header, vtable and inline extent were verified. */
 struct shm__fb_table {
     const uint8_t *buf;
-    size_t len;        /* buffer length, <= the kind's limit */
-    const char *kind;  /* "TagValue", "TagMeta": prefix of diagnostics */
-    uint32_t pos;      /* table start (its soffset) */
-    uint32_t size;     /* table inline bytes, soffset included */
-    uint32_t vt;       /* vtable start */
-    uint32_t vt_len;   /* vtable bytes */
+    size_t len;       /* buffer length, <= the kind's limit */
+    const char *kind; /* "TagValue", "TagMeta": prefix of diagnostics */
+    uint32_t pos;     /* table start (its soffset) */
+    uint32_t size;    /* table inline bytes, soffset included */
+    uint32_t vt;      /* vtable start */
+    uint32_t vt_len;  /* vtable bytes */
 };
 
 /* Verifies the buffer header (length within [8, len_max], file identifier,
  * root uoffset), then the root table: soffset, vtable position, alignment
  * and size, table inline size, all inside the buffer. Fills *t. Returns 0
  * or SHM_EBADRECORD with a diagnostic naming what was wrong. */
-int shm__fb_root(const void *buf, size_t len, const char *ident, size_t len_max,
-                 const char *kind, struct shm__fb_table *t);
+int shm__fb_root(const void *buf, size_t len, const char *ident, size_t len_max, const char *kind,
+                 struct shm__fb_table *t);
 
 /* Locates field `id` of `size` bytes (a scalar, or 4 for a uoffset): sets
  * *at to its buffer position, or 0 when absent (default applies). Checks it

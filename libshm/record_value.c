@@ -43,6 +43,7 @@ enum {
 _Static_assert(TV_EXCEPTION + 1 == SHM__TAG_VALUE_LEN, "layout ends at SHM__TAG_VALUE_LEN");
 
 /* Field ids in schema order, with the table offsets of the fixed layout. */
+/* clang-format off */
 static const uint8_t tv_prefix[TV_PREFIX_LEN] = {
     TV_ROOT, 0, 0, 0, 'S', 'H', 'M', 'V',
     22, 0,                /* vtable length: 4 + 2 * 9 fields */
@@ -59,6 +60,7 @@ static const uint8_t tv_prefix[TV_PREFIX_LEN] = {
     0, 0, 0, 0, 0, 0,     /* padding */
     TV_ROOT - 8, 0, 0, 0, /* soffset: vtable at 8 */
 };
+/* clang-format on */
 
 /* Field sizes and names by id, for the generic path. */
 static const struct {

@@ -32,8 +32,8 @@ static void ident_text(const uint8_t *p, char *out, size_t cap)
     snprintf(out, cap, "\"%s\" (%02x %02x %02x %02x)", shown, p[0], p[1], p[2], p[3]);
 }
 
-int shm__fb_root(const void *buf, size_t len, const char *ident, size_t len_max,
-                 const char *kind, struct shm__fb_table *t)
+int shm__fb_root(const void *buf, size_t len, const char *ident, size_t len_max, const char *kind,
+                 struct shm__fb_table *t)
 {
     const uint8_t *b = buf;
     if (b == NULL)
@@ -55,11 +55,12 @@ int shm__fb_root(const void *buf, size_t len, const char *ident, size_t len_max,
 
     uint32_t root = shm__ld32(b);
     if (root < 8)
-        return shm__fail(SHM_EBADRECORD, "%s: root offset %" PRIu32 " points into the 8-byte header",
-                         kind, root);
+        return shm__fail(SHM_EBADRECORD,
+                         "%s: root offset %" PRIu32 " points into the 8-byte header", kind, root);
     if ((uint64_t)root + 4 > len)
-        return shm__fail(SHM_EBADRECORD, "%s: root offset %" PRIu32 " is outside the %zu-byte buffer",
-                         kind, root, len);
+        return shm__fail(SHM_EBADRECORD,
+                         "%s: root offset %" PRIu32 " is outside the %zu-byte buffer", kind, root,
+                         len);
     if (root % 4 != 0)
         return shm__fail(SHM_EBADRECORD, "%s: root table at %" PRIu32 " is not 4-byte aligned",
                          kind, root);
@@ -72,7 +73,8 @@ int shm__fb_root(const void *buf, size_t len, const char *ident, size_t len_max,
                          ") is outside the %zu-byte buffer",
                          kind, vt, root, soffset, len);
     if (vt % 2 != 0)
-        return shm__fail(SHM_EBADRECORD, "%s: vtable at %" PRId64 " is not 2-byte aligned", kind, vt);
+        return shm__fail(SHM_EBADRECORD, "%s: vtable at %" PRId64 " is not 2-byte aligned", kind,
+                         vt);
 
     uint32_t vt_len = shm__ld16(b + vt);
     uint32_t size = shm__ld16(b + vt + 2);
@@ -178,8 +180,8 @@ int shm__fb_string(const struct shm__fb_table *t, unsigned id, const char *name,
                          t->kind, name, s);
     const uint8_t *nul = memchr(bytes, 0, n);
     if (nul != NULL)
-        return shm__fail(SHM_EBADRECORD, "%s.%s: string contains a NUL byte at index %td",
-                         t->kind, name, nul - bytes);
+        return shm__fail(SHM_EBADRECORD, "%s.%s: string contains a NUL byte at index %td", t->kind,
+                         name, nul - bytes);
     if (!shm__utf8_valid(bytes, n))
         return shm__fail(SHM_EBADRECORD, "%s.%s: string is not valid UTF-8", t->kind, name);
     *out = (const char *)bytes;
