@@ -94,12 +94,16 @@ int shm_tag_value_encode(const shm_tag_value *v, void *buf, size_t cap)
     return SHM__TAG_VALUE_LEN;
 }
 
-/* True when b starts with the canonical 40 bytes (five word compares). */
+/* True when b starts with the canonical 40 bytes: five word compares
+ * against constants (written out so the compiler folds tv_prefix). */
 static inline int tv_is_canonical(const uint8_t *b)
 {
-    uint64_t diff = 0;
-    for (int i = 0; i < TV_PREFIX_LEN; i += 8)
-        diff |= shm__ld64(b + i) ^ shm__ld64(tv_prefix + i);
+    _Static_assert(TV_PREFIX_LEN == 40, "five words");
+    uint64_t diff = (shm__ld64(b) ^ shm__ld64(tv_prefix)) |
+                    (shm__ld64(b + 8) ^ shm__ld64(tv_prefix + 8)) |
+                    (shm__ld64(b + 16) ^ shm__ld64(tv_prefix + 16)) |
+                    (shm__ld64(b + 24) ^ shm__ld64(tv_prefix + 24)) |
+                    (shm__ld64(b + 32) ^ shm__ld64(tv_prefix + 32));
     return diff == 0;
 }
 
