@@ -188,8 +188,6 @@ static void report(const char *name, double rate, double baseline, size_t n, int
     bench_json_end(&j);
 }
 
-int bench_records(int argc, char **argv); /* called by bench_main.c */
-
 int bench_records(int argc, char **argv)
 {
     int quick = bench_has_flag(argc, argv, "--quick");
