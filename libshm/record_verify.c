@@ -113,16 +113,8 @@ int shm__fb_root(const void *buf, size_t len, const char *ident, size_t len_max,
     return 0;
 }
 
-int shm__fb_field(const struct shm__fb_table *t, unsigned id, unsigned size, const char *name,
-                  uint32_t *at)
+int shm__fb_field_fail(const struct shm__fb_table *t, unsigned size, const char *name, uint32_t fo)
 {
-    *at = 0;
-    uint32_t slot = 4 + 2 * (uint32_t)id;
-    if (slot + 2 > t->vt_len)
-        return 0; /* written by an older schema, or trimmed: the default applies */
-    uint32_t fo = shm__ld16(t->buf + t->vt + slot);
-    if (fo == 0)
-        return 0;
     if (fo < 4)
         return shm__fail(SHM_EBADRECORD,
                          "%s.%s: field offset %" PRIu32 " overlaps the table's soffset", t->kind,
@@ -132,12 +124,8 @@ int shm__fb_field(const struct shm__fb_table *t, unsigned id, unsigned size, con
                          "%s.%s: field at table offset %" PRIu32 " (%u bytes) lies outside the "
                          "%" PRIu32 "-byte table",
                          t->kind, name, fo, size, t->size);
-    uint32_t pos = t->pos + fo;
-    if (pos % size != 0)
-        return shm__fail(SHM_EBADRECORD, "%s.%s: field at %" PRIu32 " is not %u-byte aligned",
-                         t->kind, name, pos, size);
-    *at = pos;
-    return 0;
+    return shm__fail(SHM_EBADRECORD, "%s.%s: field at %" PRIu32 " is not %u-byte aligned", t->kind,
+                     name, t->pos + fo, size);
 }
 
 int shm__fb_string(const struct shm__fb_table *t, unsigned id, const char *name, uint32_t max_len,
