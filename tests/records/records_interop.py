@@ -20,7 +20,8 @@ records FlatBuffers' own implementations build and read:
 
 Run by ctest (tests/records/CMakeLists.txt) with SHMBUS_BIN_DIR and
 SHMBUS_SOURCE_DIR set; needs /usr/bin/python3 with python3-flatbuffers and
-flatc on PATH. Generated code lives in a temporary directory only.
+flatc (SHMBUS_FLATC, set by CMake, else the one on PATH). Generated code
+lives in a temporary directory only.
 """
 import json
 import math
@@ -37,7 +38,7 @@ SRC = os.environ.get("SHMBUS_SOURCE_DIR") or os.path.abspath(
 BIN = os.environ.get("SHMBUS_BIN_DIR") or os.path.join(SRC, "build", "bin")
 TOOL = os.path.join(BIN, "record_tool")
 SCHEMAS = os.path.join(SRC, "schemas")
-FLATC = shutil.which("flatc")
+FLATC = os.environ.get("SHMBUS_FLATC") or shutil.which("flatc")
 
 U64_MAX = 2**64 - 1
 I64_MAX = 2**63 - 1
