@@ -12,8 +12,9 @@
 #include <unistd.h>
 
 #define BATCH_MAX 1024
-#define META_RETRY_NS 1000000000LL /* a tag missing from the catalog is looked up again after 1 s  \
-                                    */
+#define META_RETRY_NS                                                                              \
+    1000000000LL /* a tag missing from the catalog is looked up again after 1 s                    \
+                  */
 
 static int64_t mono_ns(void)
 {
@@ -131,16 +132,18 @@ int ingest_poll(ingest *in, tagstore *s, int timeout_ms)
             in->duplicates++;
             continue;
         }
+        /* Other shards' tags and ids beyond the catalog are counted by the
+         * store (foreign_shard, bad_id). */
         int rc = tagstore_apply(s, v.tag_id, v.timestamp_ns, v.value, v.quality);
-        if (rc == -ERANGE) {
-            in->bad_ids++;
-        } else if (rc == 0) {
+        if (rc == 0) {
             applied++;
             tag_state *t = tagstore_get(s, v.tag_id);
             if (t && !t->has_meta && mono_ns() - t->meta_tried_ns > META_RETRY_NS)
                 ingest_name_tag(in, s, t);
-        } else {
-            in->foreign++;
+        } else if (rc == -ENOMEM) {
+            in->dropped_nomem++;
+            log_error("out of memory for tag %u: record %llu not kept", v.tag_id,
+                      (unsigned long long)r.seq);
         }
         if (r.seq + 1 > in->next_seq)
             in->next_seq = r.seq + 1;

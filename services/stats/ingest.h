@@ -28,9 +28,14 @@ typedef struct ingest {
     shm_segment *seg;
     shm_consumer *cons;
     shm_segment_info info;
-    uint64_t skip_below; /* duplicates: records of this segment below this seq */
-    uint64_t next_seq;   /* ring sequence after the last record applied */
-    uint64_t records, invalid, duplicates, lost, foreign, bad_ids, batches;
+    uint64_t skip_below;    /* duplicates: records of this segment below this seq */
+    uint64_t next_seq;      /* ring sequence after the last record applied */
+    uint64_t records;       /* applied to this shard's tags (kept or counted as excluded) */
+    uint64_t invalid;       /* failed verification */
+    uint64_t duplicates;    /* below skip_below */
+    uint64_t lost;          /* overwritten before we read them (drop-oldest) */
+    uint64_t dropped_nomem; /* no memory for a new tag */
+    uint64_t batches;
     int64_t last_invalid_log_ns;
     shm_counter *c_records, *c_invalid, *c_duplicates, *c_tags;
 } ingest;

@@ -106,7 +106,9 @@ static void status_hook(void *ctx, json_t *o)
     json_object_set_new(o, "invalid_records", json_integer((json_int_t)sv->in.invalid));
     json_object_set_new(o, "duplicate_records", json_integer((json_int_t)sv->in.duplicates));
     json_object_set_new(o, "lost_records", json_integer((json_int_t)sv->in.lost));
-    json_object_set_new(o, "other_shard_records", json_integer((json_int_t)sv->in.foreign));
+    json_object_set_new(o, "other_shard_records",
+                        json_integer((json_int_t)sv->store.foreign_shard));
+    json_object_set_new(o, "dropped_no_memory", json_integer((json_int_t)sv->in.dropped_nomem));
     json_object_set_new(o, "bad_tag_ids", json_integer((json_int_t)sv->store.bad_id));
     json_object_set_new(o, "next_seq", json_integer((json_int_t)sv->in.next_seq));
     json_object_set_new(o, "window", json_integer(sv->opt.window));
@@ -219,6 +221,11 @@ static void serve_requests(stats_service *sv, int wait_ms)
     nng_msg *msg;
     for (int i = 0; i < REQUESTS_PER_TURN; i++) {
         int rc = endpoints_recv(&sv->ep, i == 0 ? wait_ms : 0, &msg);
+        if (rc < 0 && i == 0 && wait_ms > 0) {
+            /* The socket failed at once: do not turn the wait into a spin. */
+            struct timespec ts = {0, (long)wait_ms * 1000000};
+            nanosleep(&ts, NULL);
+        }
         if (rc <= 0)
             return;
         serve_one(sv, msg);
