@@ -126,8 +126,11 @@ struct stress_error {
 static inline void stress_fail(struct stress_error *e, const char *msg)
 {
     if (atomic_fetch_add(&e->count, 1) == 0) {
-        strncpy(e->first, msg, sizeof e->first - 1);
-        e->first[sizeof e->first - 1] = '\0';
+        size_t n = strlen(msg);
+        if (n >= sizeof e->first)
+            n = sizeof e->first - 1;
+        memcpy(e->first, msg, n);
+        e->first[n] = '\0';
     }
 }
 
