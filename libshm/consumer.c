@@ -185,6 +185,16 @@ void shm__group_advance_tail(shm_segment *seg, struct shm__group *g)
     shm__max_u64(&g->tail, shm__group_compute_tail(seg, g));
 }
 
+void shm__refresh_tails(shm_segment *seg)
+{
+    uint32_t mask = shm__load_acquire(&seg->hdr->groups_mask);
+    while (mask) {
+        uint32_t i = (uint32_t)__builtin_ctz(mask);
+        mask &= mask - 1;
+        shm__group_advance_tail(seg, &seg->groups[i]);
+    }
+}
+
 uint64_t shm__min_tail(shm_segment *seg)
 {
     uint64_t head = shm__load_acquire(&seg->hdr->head);
