@@ -45,11 +45,14 @@
 #define CONSUMERS (CONSUMERS_A + CONSUMERS_B)
 
 #if defined(SHMBUS_SANITIZED)
-#define PER_PRODUCER 20000u
+#define PER_PRODUCER 50000u
 #else
 #define PER_PRODUCER 250000u
 #endif
 #define TOTAL ((uint64_t)PRODUCERS * PER_PRODUCER)
+/* A run that has not finished by then is wedged: the threads are stopped and
+ * the test fails with the ring's state (ctest's timeout would say less). */
+#define WEDGE_MS 90000
 
 static const char *const group_names[GROUPS] = {"a", "b"};
 
@@ -58,6 +61,7 @@ struct run {
     uint32_t policy;
     uint32_t payload;
     _Atomic uint32_t producers_done;
+    _Atomic uint32_t threads_done;
     _Atomic uint64_t delivered[GROUPS];
     _Atomic uint64_t duplicates[GROUPS];
     _Atomic uint64_t lost_seen[GROUPS]; /* sum of b.lost over acked batches */
@@ -117,6 +121,7 @@ static void *producer_main(void *arg)
     int rc = shm_producer_open(run->seg, name, &p);
     if (rc) {
         failf(run, "producer %u: open: %s", pa->id, shm_strerror(rc));
+        atomic_fetch_add(&run->threads_done, 1);
         return NULL;
     }
     uint64_t rs = 0x9e3779b97f4a7c15ull * (pa->id + 1);
@@ -168,6 +173,8 @@ static void *producer_main(void *arg)
         counter += (uint32_t)got;
     }
     shm_producer_close(&p);
+    atomic_fetch_add(&run->producers_done, 1);
+    atomic_fetch_add(&run->threads_done, 1);
     return NULL;
 }
 
@@ -189,6 +196,12 @@ static int group_finished(struct run *run, uint32_t group)
     return 1;
 }
 
+static int all_done(void *arg)
+{
+    struct run *run = arg;
+    return atomic_load(&run->threads_done) == PRODUCERS + CONSUMERS;
+}
+
 static void *consumer_main(void *arg)
 {
     struct consumer_arg *ca = arg;
@@ -199,6 +212,7 @@ static void *consumer_main(void *arg)
     int rc = shm_consumer_open(run->seg, group_names[ca->group], name, &c);
     if (rc) {
         failf(run, "consumer %s: open: %s", name, shm_strerror(rc));
+        atomic_fetch_add(&run->threads_done, 1);
         return NULL;
     }
     /* Counters increase with sequence numbers for each producer, and one
@@ -270,6 +284,7 @@ static void *consumer_main(void *arg)
             sched_yield();
     }
     shm_consumer_close(&c);
+    atomic_fetch_add(&run->threads_done, 1);
     return NULL;
 }
 
@@ -309,10 +324,23 @@ static void run_stress(uint32_t policy, uint32_t slots)
         pa[i] = (struct producer_arg){run, i};
         assert_int_equal(pthread_create(&pt[i], NULL, producer_main, &pa[i]), 0);
     }
-    for (int i = 0; i < PRODUCERS; i++) {
-        pthread_join(pt[i], NULL);
-        atomic_fetch_add(&run->producers_done, 1);
+    if (!shmtest_wait_until(all_done, run, WEDGE_MS)) {
+        shm_ring_stats wrs;
+        shm_group_stats wgs[SHM_MAX_GROUPS];
+        memset(wgs, 0, sizeof wgs);
+        shm_ring_stats_get(run->seg, &wrs);
+        int ng = shm_group_stats_get(run->seg, wgs, SHM_MAX_GROUPS);
+        failf(run, "wedged after %d ms: head %llu, group %s next %llu tail %llu, group %s "
+                   "next %llu tail %llu, delivered %llu/%llu",
+              WEDGE_MS, (unsigned long long)wrs.head_seq, ng > 0 ? wgs[0].name : "?",
+              (unsigned long long)wgs[0].next_seq, (unsigned long long)wgs[0].tail_seq,
+              ng > 1 ? wgs[1].name : "?", (unsigned long long)wgs[1].next_seq,
+              (unsigned long long)wgs[1].tail_seq,
+              (unsigned long long)atomic_load(&run->delivered[0]),
+              (unsigned long long)atomic_load(&run->delivered[1]));
     }
+    for (int i = 0; i < PRODUCERS; i++)
+        pthread_join(pt[i], NULL);
     for (int i = 0; i < CONSUMERS; i++)
         pthread_join(ct[i], NULL);
     int64_t ms = shmtest_now_ms() - t0;
