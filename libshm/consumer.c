@@ -431,12 +431,24 @@ int shm_batch_next(shm_consumer *c, shm_batch *b, shm_record *r)
         }
         uint16_t flags = shm__load_relaxed(&slot->flags);
         uint32_t len = shm__load_relaxed(&slot->len);
-        if (flags & SHM__SLOT_PAD) {
-            b->pads++;
-            continue;
-        }
-        if (len == 0 || len > seg->payload) {
-            b->invalid++; /* a slot header no producer of ours writes */
+        if ((flags & SHM__SLOT_PAD) || len == 0 || len > seg->payload) {
+            /* Under drop-oldest a lapping producer may have taken the slot
+             * since our stamp load: flags and len may then be its (len 0
+             * while it writes, PAD if it abandons the slot), and record s
+             * was lost, not padded or invalid. Acquire fence: if either load
+             * read a value the new producer stored after its release fence,
+             * its BUSY stamp (stored before that fence) is seen below. */
+            if (seg->policy != SHM_POLICY_BACKPRESSURE) {
+                shm__fence_acquire();
+                if (shm__load_relaxed(&slot->stamp) != st) {
+                    b->lost++;
+                    continue;
+                }
+            }
+            if (flags & SHM__SLOT_PAD)
+                b->pads++;
+            else
+                b->invalid++; /* a slot header no producer of ours writes */
             continue;
         }
         if (seg->policy == SHM_POLICY_BACKPRESSURE) {
