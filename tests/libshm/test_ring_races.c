@@ -16,6 +16,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include "internal.h"
 #include "shmtest.h"
@@ -111,10 +112,188 @@ static void test_tail_left_behind_by_transient_pending(void **state)
     shm_segment_close(&seg);
 }
 
+/* A child that joins nothing and exits: its pid is then dead (reaped). */
+static int exit_at_once(void *arg)
+{
+    (void)arg;
+    return 0;
+}
+
+struct take_arg {
+    shm_segment *seg;
+    const char *group;
+};
+
+/* Joins a group, takes one batch and dies holding it (no ack, no close). */
+static int take_and_die(void *arg)
+{
+    struct take_arg *a = arg;
+    shm_consumer *c;
+    if (shm_consumer_open(a->seg, a->group, "doomed", &c) != 0)
+        return 1;
+    shm_batch b;
+    return shm_consume(c, 4, 0, &b) == 4 ? 0 : 2;
+}
+
+static int first_free_member(shm_segment *seg)
+{
+    for (uint32_t i = 0; i < seg->hdr->max_members; i++)
+        if (atomic_load(&seg->members[i].state) == SHM_MEMBER_FREE)
+            return (int)i;
+    return -1;
+}
+
+static void run_child(int (*fn)(void *), void *arg)
+{
+    pid_t pid = shmtest_fork(fn, arg);
+    assert_true(pid > 0);
+    int st = shmtest_wait_pid(pid, 10000);
+    assert_true(st != -1 && WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+}
+
+/*
+ * Found by reading shm__member_join while writing test_kill: a process
+ * killed after it set its bit in its group's member_bits but before it
+ * stored ACTIVE leaves the slot JOINING; reclaim frees the slot but leaves
+ * the bit. When a member of ANOTHER group later takes that slot and dies
+ * holding a batch, a consumer of the first group finds that batch through
+ * the stale bit and takes it over: group "b"'s records are re-delivered to
+ * (and acknowledged by) group "a", group "b" never gets them, and group
+ * "a"'s own orphan is left behind with its orphan count spent.
+ */
+static void test_dead_joiner_leaves_member_bit(void **state)
+{
+    (void)state;
+    shm_segment *seg = make("race-join", 64, SHM_POLICY_BACKPRESSURE);
+    shm_consumer *x, *w;
+    shm_producer *p;
+    assert_int_equal(shm_consumer_open(seg, "a", "x", &x), 0);
+    assert_int_equal(shm_consumer_open(seg, "b", "w", &w), 0);
+    assert_int_equal(shm_producer_open(seg, "p", &p), 0);
+    for (int i = 0; i < 8; i++)
+        assert_int_equal(shm_put(p, "r", 1, NULL), 0);
+
+    /* A joiner of group "a" killed between its member_bits update and ACTIVE. */
+    pid_t dead = shmtest_fork(exit_at_once, NULL);
+    assert_true(dead > 0);
+    assert_true(shmtest_wait_pid(dead, 10000) != -1);
+    int slot = first_free_member(seg);
+    assert_true(slot >= 0);
+    struct shm__group *ga = &seg->groups[x->group_index];
+    atomic_store(&seg->members[slot].state, SHM__MEMBER_JOINING | ((uint32_t)dead << 8));
+    shm__max_u32(&seg->hdr->members_used, (uint32_t)slot + 1);
+    atomic_fetch_or(&ga->member_bits[slot / 64], (uint64_t)1 << (slot % 64));
+    shm_reclaim_report rep;
+    shm_reclaim(seg, &rep);
+    assert_int_equal(rep.members_freed, 1);
+
+    /* A consumer of "b" takes that slot and dies holding a batch; so does
+     * one of "a" (in a later slot). */
+    struct take_arg tb = {seg, "b"}, ta = {seg, "a"};
+    run_child(take_and_die, &tb);
+    run_child(take_and_die, &ta);
+    shm_reclaim(seg, &rep);
+    assert_int_equal(rep.batches_orphaned, 2);
+
+    /* Group "a" must get its own orphan back, not group "b"'s. */
+    shm_batch b;
+    shm_record r;
+    assert_int_equal(shm_consume(x, 64, 0, &b), 4);
+    assert_int_equal(b.redelivered, 1);
+    if (b.holder_member == slot)
+        fail_msg("group a was handed group b's orphaned batch (registry slot %d, whose "
+                 "stale member bit group a kept)",
+                 slot);
+    while (shm_batch_next(x, &b, &r) == 1) {
+    }
+    assert_int_equal(shm_ack(x, &b), 0);
+    assert_int_equal(shm_consume(w, 64, 0, &b), 4);
+    assert_int_equal(b.redelivered, 1);
+    assert_int_equal(b.holder_member, slot);
+    while (shm_batch_next(w, &b, &r) == 1) {
+    }
+    assert_int_equal(shm_ack(w, &b), 0);
+    shm_producer_close(&p);
+    shm_consumer_close(&x);
+    shm_consumer_close(&w);
+    shm_segment_close(&seg);
+}
+
+/* Joins a group and exits at once, holding nothing. */
+static int join_and_die(void *arg)
+{
+    struct take_arg *a = arg;
+    shm_consumer *c;
+    return shm_consumer_open(a->seg, a->group, "doomed", &c) == 0 ? 0 : 1;
+}
+
+/*
+ * Found by reading orphan_batches while writing test_kill: consumer D reads
+ * next = n0 and counts 8 records; meanwhile C takes [n0, n0 + 8),
+ * acknowledges it and the tail passes n0. D announces PENDING [n0, 8) and is
+ * killed before its CAS of next. Reclaim sees next != n0, assumes the CAS
+ * may have happened and re-delivers [n0, 8): records every group already
+ * acknowledged, from slots that producers have since reused (under
+ * backpressure they are read in place, so they come out as "lost", or torn
+ * if a producer is writing the slot at that moment).
+ */
+static void test_stale_pending_of_dead_consumer(void **state)
+{
+    (void)state;
+    const uint32_t slots = 64;
+    shm_segment *seg = make("race-pending", slots, SHM_POLICY_BACKPRESSURE);
+    shm_consumer *c;
+    shm_producer *p;
+    assert_int_equal(shm_consumer_open(seg, "g", "c", &c), 0);
+    assert_int_equal(shm_producer_open(seg, "p", &p), 0);
+    int slot = first_free_member(seg);
+    struct take_arg tg = {seg, "g"};
+    run_child(join_and_die, &tg); /* D: a member of "g" that is now dead */
+    assert_int_equal(atomic_load(&seg->members[slot].state), SHM_MEMBER_ACTIVE);
+
+    uint64_t n0 = 0, seq;
+    for (int i = 0; i < 8; i++) {
+        assert_int_equal(shm_put(p, "r", 1, &seq), 0);
+        if (i == 0)
+            n0 = seq;
+    }
+    shm_batch b;
+    shm_record r;
+    assert_int_equal(shm_consume(c, 8, 0, &b), 8);
+    while (shm_batch_next(c, &b, &r) == 1) {
+    }
+    assert_int_equal(shm_ack(c, &b), 0);
+
+    /* D's last act: PENDING [n0, 8) announced after C's acknowledgement. */
+    struct shm__batch_entry *e = &seg->members[slot].batch[0];
+    atomic_store(&e->start, n0);
+    atomic_store(&e->count, 8u);
+    atomic_store(&e->state, (uint32_t)SHM__BATCH_PENDING);
+
+    /* Producers reuse the slots of [n0, n0 + 8). */
+    for (uint32_t i = 0; i < slots; i++)
+        assert_int_equal(shm_put(p, "new", 3, NULL), 0);
+    shm_reclaim(seg, NULL);
+
+    /* C must get the new records, not [n0, 8) again. */
+    int n = shm_consume(c, slots, 0, &b);
+    assert_true(n > 0);
+    if (b.redelivered)
+        fail_msg("re-delivered %llu+%u, acknowledged before (tail past it) and overwritten since",
+                 (unsigned long long)b.first_seq, b.count);
+    assert_int_equal(b.first_seq, n0 + 8);
+    shm_producer_close(&p);
+    shm_consumer_close(&c);
+    shm_segment_close(&seg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tail_left_behind_by_transient_pending),
+        cmocka_unit_test(test_dead_joiner_leaves_member_bit),
+        cmocka_unit_test(test_stale_pending_of_dead_consumer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
