@@ -234,10 +234,20 @@ int shm_reclaim(shm_segment *seg, shm_reclaim_report *report)
         uint32_t st = shm__load_acquire(&m->state);
         uint32_t kind = SHM__MEMBER_KIND(st);
         if (kind == SHM__MEMBER_JOINING) {
-            /* A joiner holds nothing yet; free the slot if it died. */
-            if (kill(SHM__MEMBER_JOINER(st), 0) != 0 && shm__cas(&m->state, &st, SHM_MEMBER_FREE))
-                r.members_freed++;
-            continue;
+            /* A joiner holds nothing yet, but it may already have set its
+             * bit in its group's member_bits (it does so before storing
+             * ACTIVE). Freeing the slot straight to FREE left that bit
+             * behind, and the group then scanned whoever took the slot next
+             * (maybe a member of another group) as one of its own: it
+             * computed its tail from that member's batches and took over
+             * its orphans. Free it through DEAD instead: free_slot() clears
+             * the bit of m->group, which the joiner wrote before the bit
+             * (if it died earlier, no bit of slot i is set anywhere, and
+             * clearing a stale group's bit i touches nobody else's: slot i
+             * is ours once the CAS to DEAD succeeds). */
+            if (kill(SHM__MEMBER_JOINER(st), 0) == 0 || !shm__cas(&m->state, &st, SHM_MEMBER_DEAD))
+                continue;
+            kind = SHM_MEMBER_DEAD;
         }
         if (kind == SHM_MEMBER_ACTIVE) {
             if (shm__member_alive(m))
