@@ -182,11 +182,19 @@ static uint32_t orphan_batches(shm_segment *seg, struct shm__member *m)
         uint32_t st = shm__load_acquire(&e->state);
         uint32_t kind = SHM__BATCH_KIND(st);
         if (kind == SHM__BATCH_PENDING) {
-            /* Died around its CAS of group.next. If next still equals the
-             * start, the CAS never happened and never will. Otherwise it
-             * may have: re-deliver (at-least-once; duplicates are removed
-             * by sequence number downstream). */
-            if (shm__load_acquire(&g->next) == shm__load_relaxed(&e->start)) {
+            /* Died around its CAS of group.next. The CAS never happened
+             * (and never will) if next still equals the start, or if the
+             * group's tail has passed the start: a successful CAS publishes
+             * the entry (release), so every tail computation that reads
+             * next at or after it (acquire) sees the entry held and stops
+             * at its start. Such a range was taken by another member and
+             * acknowledged, and its slots may hold newer records by now:
+             * re-delivering it would hand out acknowledged, overwritten
+             * records. Otherwise the CAS may have happened: re-deliver
+             * (at-least-once; duplicates are removed by sequence number
+             * downstream). */
+            uint64_t start = shm__load_relaxed(&e->start);
+            if (shm__load_acquire(&g->next) == start || shm__load_acquire(&g->tail) > start) {
                 shm__cas(&e->state, &st, SHM__BATCH_NONE);
                 continue;
             }
