@@ -288,12 +288,60 @@ static void test_stale_pending_of_dead_consumer(void **state)
     shm_segment_close(&seg);
 }
 
+/*
+ * Found by reading shm__member_leave while writing test_kill: a consumer
+ * that closes while holding a batch it took over from a dead member (TAKEN,
+ * kept in the dead member's registry slot) looked as if it held nothing:
+ * its slot was freed and the TAKEN entry stayed behind, owned by nobody.
+ * The batch was never delivered again and, under backpressure, the group's
+ * tail stayed at its start for good. shm.h promises that batches not
+ * acknowledged at close are handed to the rest of the group.
+ */
+static void test_close_while_holding_a_redelivered_batch(void **state)
+{
+    (void)state;
+    shm_segment *seg = make("race-close", 64, SHM_POLICY_BACKPRESSURE);
+    shm_consumer *x, *y;
+    shm_producer *p;
+    assert_int_equal(shm_consumer_open(seg, "g", "x", &x), 0);
+    assert_int_equal(shm_producer_open(seg, "p", &p), 0);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(shm_put(p, "r", 1, NULL), 0);
+    struct take_arg tg = {seg, "g"};
+    run_child(take_and_die, &tg);
+    shm_reclaim(seg, NULL);
+    shm_batch b;
+    assert_int_equal(shm_consume(x, 64, 0, &b), 4);
+    assert_int_equal(b.redelivered, 1);
+    uint64_t first = b.first_seq;
+    shm_consumer_close(&x); /* without acknowledging the re-delivered batch */
+
+    assert_int_equal(shm_consumer_open(seg, "g", "y", &y), 0);
+    shm_reclaim(seg, NULL);
+    int n = shm_consume(y, 64, 0, &b);
+    if (n != 4 || b.first_seq != first)
+        fail_msg("the batch %llu+4 left unacknowledged at close was not delivered again "
+                 "(consume: %d)",
+                 (unsigned long long)first, n);
+    shm_record r;
+    while (shm_batch_next(y, &b, &r) == 1) {
+    }
+    assert_int_equal(shm_ack(y, &b), 0);
+    shm_group_stats gs;
+    assert_int_equal(shm_group_stats_get(seg, &gs, 1), 1);
+    assert_int_equal(gs.tail_seq, first + 4);
+    shm_producer_close(&p);
+    shm_consumer_close(&y);
+    shm_segment_close(&seg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tail_left_behind_by_transient_pending),
         cmocka_unit_test(test_dead_joiner_leaves_member_bit),
         cmocka_unit_test(test_stale_pending_of_dead_consumer),
+        cmocka_unit_test(test_close_while_holding_a_redelivered_batch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
