@@ -111,11 +111,36 @@ static bool holds_nothing(const struct shm__member *m)
     return true;
 }
 
+/* Orphans again every batch that member `taker` (dead, or leaving) had
+ * taken over from a dead member. */
+static uint32_t release_taken(shm_segment *seg, uint32_t taker)
+{
+    uint32_t orphaned = 0;
+    uint32_t used = shm__load_acquire(&seg->hdr->members_used);
+    uint32_t want = SHM__BATCH_TAKEN_BY(taker);
+    for (uint32_t i = 0; i < used; i++) {
+        struct shm__member *m = member_at(seg, i);
+        for (int b = 0; b < SHM_MEMBER_BATCHES; b++) {
+            uint32_t st = want;
+            if (shm__cas(&m->batch[b].state, &st, SHM__BATCH_ORPHANED)) {
+                if (m->group < SHM_MAX_GROUPS)
+                    shm__fetch_add_relaxed(&seg->groups[m->group].orphans, 1);
+                orphaned++;
+            }
+        }
+    }
+    return orphaned;
+}
+
 void shm__member_leave(shm_segment *seg, uint32_t i)
 {
     struct shm__member *m = member_at(seg, i);
     /* Batches not acknowledged are handed to the rest of the group, exactly
-     * as if we had died. */
+     * as if we had died. Those we took over from dead members live in
+     * their registry slots, where holds_nothing() does not look: give them
+     * back first, or they stay TAKEN by a slot that no longer exists. */
+    if (release_taken(seg, i) > 0)
+        shm__wake_consumers(seg);
     if (!holds_nothing(m)) {
         uint32_t st = SHM_MEMBER_ACTIVE;
         if (shm__cas(&m->state, &st, SHM_MEMBER_DEAD))
@@ -202,26 +227,6 @@ static uint32_t orphan_batches(shm_segment *seg, struct shm__member *m)
         if (kind == SHM__BATCH_PENDING || kind == SHM__BATCH_HELD) {
             if (shm__cas(&e->state, &st, SHM__BATCH_ORPHANED)) {
                 shm__fetch_add_relaxed(&g->orphans, 1);
-                orphaned++;
-            }
-        }
-    }
-    return orphaned;
-}
-
-/* Orphans again every batch that dead member `taker` had taken over. */
-static uint32_t release_taken(shm_segment *seg, uint32_t taker)
-{
-    uint32_t orphaned = 0;
-    uint32_t used = shm__load_acquire(&seg->hdr->members_used);
-    uint32_t want = SHM__BATCH_TAKEN_BY(taker);
-    for (uint32_t i = 0; i < used; i++) {
-        struct shm__member *m = member_at(seg, i);
-        for (int b = 0; b < SHM_MEMBER_BATCHES; b++) {
-            uint32_t st = want;
-            if (shm__cas(&m->batch[b].state, &st, SHM__BATCH_ORPHANED)) {
-                if (m->group < SHM_MAX_GROUPS)
-                    shm__fetch_add_relaxed(&seg->groups[m->group].orphans, 1);
                 orphaned++;
             }
         }
