@@ -335,6 +335,90 @@ static void test_close_while_holding_a_redelivered_batch(void **state)
     shm_segment_close(&seg);
 }
 
+/* Registers a producer and exits: dead, holding nothing. */
+static int producer_then_die(void *arg)
+{
+    shm_segment *seg = *(shm_segment **)arg;
+    shm_producer *p;
+    return shm_producer_open(seg, "lapped", &p) == 0 ? 0 : 1;
+}
+
+/*
+ * Found by reading take_slot_drop_oldest while writing the stress tests:
+ * under drop-oldest a producer stores its index in slot->owner before its
+ * compare-exchange of the stamp. Producer P1 (claimed s, preempted) and P2
+ * (claimed s + slot_count) race for the slot: P2 wins, P1 then overwrites
+ * owner and finds itself lapped. If P1 later dies while P2 is still writing,
+ * a consumer waiting on s + slot_count sees BUSY with a dead owner and pads
+ * the live producer's slot: the consumer skips a pad, P2 then commits its
+ * record on top of it, and the record is neither delivered nor counted lost.
+ */
+static void test_stale_owner_pads_live_producer(void **state)
+{
+    (void)state;
+    const uint32_t slots = 64;
+    shm_segment *seg = make("race-owner", slots, SHM_POLICY_DROP_OLDEST);
+    shm_consumer *c;
+    shm_producer *p2;
+    assert_int_equal(shm_consumer_open(seg, "g", "c", &c), 0);
+    assert_int_equal(shm_producer_open(seg, "p2", &p2), 0);
+    int p1_slot = first_free_member(seg);
+    run_child(producer_then_die, &seg); /* P1: its registry slot, then dead */
+    shm_reclaim(seg, NULL);
+
+    uint64_t first = 0, seq;
+    for (uint32_t i = 0; i < slots; i++) {
+        assert_int_equal(shm_put(p2, "old", 3, &seq), 0);
+        if (i == 0)
+            first = seq;
+    }
+    /* P2 takes the slot of `first` for first + slots and is still writing;
+     * lapped P1 had stored its index in owner after P2's CAS. */
+    shm_slots cl;
+    assert_int_equal(shm_claim(p2, 1, &cl), 1);
+    assert_int_equal(cl.first_seq, first + slots);
+    atomic_store(&shm__slot(seg, first + slots)->owner, (uint16_t)p1_slot);
+
+    /* The consumer reaches first + slots and waits there (long enough to
+     * check whether the slot is stuck). */
+    shm_batch b;
+    shm_record r;
+    uint64_t pads = 0, delivered = 0;
+    int n;
+    while ((n = shm_consume(c, slots, 50, &b)) > 0) {
+        while (shm_batch_next(c, &b, &r) == 1) {
+        }
+        pads += b.pads;
+        delivered += b.delivered;
+        assert_int_equal(shm_ack(c, &b), 0);
+    }
+    assert_int_equal(n, 0);
+    memcpy(shm_slots_buf(&cl, 0), "new", 3);
+    assert_int_equal(shm_slots_set_len(&cl, 0, 3), 0);
+    assert_int_equal(shm_commit(p2, &cl), 1);
+    while ((n = shm_consume(c, slots, 0, &b)) > 0) {
+        while (shm_batch_next(c, &b, &r) == 1) {
+        }
+        pads += b.pads;
+        delivered += b.delivered;
+        assert_int_equal(shm_ack(c, &b), 0);
+    }
+    shm_group_stats gs;
+    shm_ring_stats rs;
+    assert_int_equal(shm_group_stats_get(seg, &gs, 1), 1);
+    assert_int_equal(shm_ring_stats_get(seg, &rs), 0);
+    if (pads || rs.slots_reclaimed)
+        fail_msg("a live producer's slot was padded (%llu pads seen, %llu slots reclaimed); "
+                 "delivered %llu + lost %llu of %llu put",
+                 (unsigned long long)pads, (unsigned long long)rs.slots_reclaimed,
+                 (unsigned long long)gs.consumed, (unsigned long long)gs.lost,
+                 (unsigned long long)rs.records_put);
+    assert_int_equal(gs.consumed + gs.lost, rs.records_put);
+    shm_producer_close(&p2);
+    shm_consumer_close(&c);
+    shm_segment_close(&seg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -342,6 +426,7 @@ int main(void)
         cmocka_unit_test(test_dead_joiner_leaves_member_bit),
         cmocka_unit_test(test_stale_pending_of_dead_consumer),
         cmocka_unit_test(test_close_while_holding_a_redelivered_batch),
+        cmocka_unit_test(test_stale_owner_pads_live_producer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
