@@ -324,9 +324,13 @@ bool shm__resolve_stuck(shm_segment *seg, uint64_t s)
             if (shm__load_acquire(&m->state) == SHM_MEMBER_ACTIVE && shm__member_alive(m))
                 return false; /* a live producer is writing it */
         }
-        return shm__pad_slot(seg, s, st);
+        /* The owner field is only a hint: under drop-oldest a lapped
+         * producer stores its index there before it loses the CAS of the
+         * stamp, so a dead owner does not prove a dead writer. Whoever
+         * holds s announced it (HOLDING) before taking the slot: ask the
+         * registry, as for a slot not taken yet. */
     }
-    /* Not taken yet: is s within a live producer's claim, or might it be? */
+    /* Is s within a live producer's claim, or might it be? */
     uint32_t used = shm__load_acquire(&seg->hdr->members_used);
     for (uint32_t i = 0; i < used; i++) {
         const struct shm__member *m = member_at(seg, i);
