@@ -123,12 +123,14 @@ void ring_reader_close(ring_reader **r);
 
 /* Appends records of the group to b until max_rows, max_age_ms after the
  * first record, or the member's batch limit. Returns the rows added (0 when
- * nothing came within idle_ms) or a negative SHM_E* code. b->may_repeat is set
- * when a redelivered ring batch contributed. */
+ * nothing came within idle_ms) or a negative SHM_E* code; *ring_batches
+ * receives how many ring batches were taken (they stay held, in order, until
+ * acknowledged or released). b->may_repeat is set when a redelivered ring
+ * batch contributed. */
 int ring_reader_fill(ring_reader *r, export_batch *b, size_t max_rows, int max_age_ms,
-                     int idle_ms);
-/* Acknowledges every ring batch behind the rows handed out so far. */
-int ring_reader_ack(ring_reader *r);
+                     int idle_ms, int *ring_batches);
+/* Acknowledges the `count` oldest ring batches held. */
+int ring_reader_ack_oldest(ring_reader *r, int count);
 /* Hands every held ring batch back to the group (closes and reopens the
  * member: the group re-delivers them to whoever asks first). */
 int ring_reader_release(ring_reader *r);
@@ -189,34 +191,46 @@ void export_wipe(void *p, size_t n);
 
 /* --------------------------------------------------------------- targets */
 
-/* A target confirms batches. connect/send return 0, EXPORT_EDOWN (retry
- * later: not reachable, refused, lost), EXPORT_EREJECT (the target refuses
- * this data or its setup, e.g. an incompatible table: also retried, after
- * the operator's fix) or EXPORT_ENOMEM, with the reason in `reason`. */
+/* A target confirms batches, possibly several in flight at once (window).
+ * Operations return 0, EXPORT_EDOWN (retry later: not reachable, refused,
+ * lost), EXPORT_EREJECT (the target refuses this data or its setup, e.g. an
+ * incompatible table: also retried, after the operator's fix),
+ * EXPORT_ETIMEOUT or EXPORT_ENOMEM, with the reason in `reason`. */
 typedef struct export_target_ops {
     const char *name;  /* "postgres", "mqtt": the target's label in logs and counters */
     const char *group; /* its consumer group */
+    int window;        /* batches in flight at once; 1: each is confirmed before the next */
     int (*connect)(void *t, char *reason, size_t len);
-    /* Delivers b; 0 once the target confirmed every row (COMMIT, PUBACK).
-     * *duplicates receives rows the target already had (0 when unknown). */
-    int (*send)(void *t, const export_batch *b, uint64_t *duplicates, char *reason, size_t len);
+    /* Starts delivering b (b stays valid and unchanged until it is
+     * collected or abandoned). Submitting a batch id the target still holds
+     * resumes it (after a reconnect): only what was not confirmed is sent
+     * again. */
+    int (*submit)(void *t, const export_batch *b, char *reason, size_t len);
+    /* Waits up to timeout_ms for confirmations (COMMIT, every PUBACK) and
+     * returns how many of the oldest submitted batches are now confirmed
+     * (>= 0), forgetting them; duplicates[i] receives the rows the target
+     * already had for the i-th (0 when unknown). Or a negative code. */
+    int (*collect)(void *t, int timeout_ms, uint64_t *duplicates, int max, char *reason,
+                   size_t len);
     /* Called on every turn of the loop while connected, to keep the
      * connection alive (MQTT keepalive) and notice a lost one: 0 or
      * EXPORT_EDOWN with the reason. May be NULL. */
     int (*poll)(void *t, char *reason, size_t len);
     void (*disconnect)(void *t);
-    /* Forget any state about a batch that will not be sent again (it went to
-     * the spool or back to the group). */
+    /* Forget every batch submitted and not collected (they went to the
+     * spool or back to the group). */
     void (*abandon)(void *t);
     /* Hands the target the segment's tag catalog, before the first connect
      * (targets are created before the segment is attached, so that bad
      * settings are reported at once). Returns 0 or EXPORT_ENOMEM. */
     int (*bind_catalog)(void *t, export_catalog *cat);
-    /* Where the target lives, for logs, without secrets ("postgres
-     * host=db port=5432 dbname=plant user=shmbus"). */
+    /* Where the target lives, for logs, without secrets ("host=db port=5432
+     * dbname=plant user=shmbus"). */
     const char *(*describe)(void *t);
     void (*destroy)(void *t);
 } export_target_ops;
+
+#define EXPORT_MAX_WINDOW 4
 
 typedef struct export_target {
     const export_target_ops *ops;

@@ -6,6 +6,9 @@
  * batch is confirmed to the engine only when each message's PUBACK came
  * back (on_publish with its message id). Until then the ring batch stays
  * unacknowledged, so a crash re-delivers it to the group: at least once.
+ * Up to MQTT_WINDOW batches are in flight at once, so the broker always has
+ * the next batch while the last PUBACKs of the previous one come back
+ * (with one batch at a time, broker and exporter took turns waiting).
  *
  * Sessions: the client id is fixed (<client_id>-<member>) and the session
  * persistent (clean_session false). When the connection drops mid-batch,
@@ -17,8 +20,8 @@
  * holds nothing stale; unconfirmed rows of a batch still in hand are then
  * published again.
  *
- * Per-message bookkeeping: message ids are 16-bit; mid_row maps a message id
- * in flight to its row, so a PUBACK is O(1) here.
+ * Per-message bookkeeping: message ids are 16-bit; mid_slot/mid_row map a
+ * message id in flight to its batch and row, so a PUBACK is O(1) here.
  */
 #include "config.h"
 #include "log.h"
@@ -36,8 +39,21 @@
 
 #define MQTT_CONNECT_TIMEOUT_MS 5000
 #define MID_COUNT 65536
+#define MQTT_WINDOW 3 /* batches in flight */
+_Static_assert(MQTT_WINDOW <= EXPORT_MAX_WINDOW, "the engine holds the batches in flight");
 
 enum row_state { ROW_NEW = 0, ROW_SENT = 1, ROW_ACKED = 2 };
+
+/* One batch in flight. */
+typedef struct mqtt_slot {
+    const export_batch *b; /* the engine's, valid until collected or abandoned */
+    uint64_t id;
+    uint8_t *state; /* per row: enum row_state */
+    size_t cap;
+    size_t unacked; /* rows not confirmed yet */
+    size_t unsent;  /* rows in ROW_NEW */
+    int64_t since_ms; /* submitted or resumed */
+} mqtt_slot;
 
 typedef struct mqtt_target {
     struct mosquitto *mosq;
@@ -62,13 +78,11 @@ typedef struct mqtt_target {
     bool recreate;  /* replace the client before the next connect */
     bool ever_connected;
 
-    /* The batch in hand. */
-    uint64_t batch_id;
-    size_t batch_rows;
-    uint8_t *row_state;
-    size_t row_cap;
-    int32_t *mid_row; /* message id -> row index, -1 when not ours */
-    size_t unacked;
+    /* Batches in flight, oldest at slots[head]. */
+    mqtt_slot slots[MQTT_WINDOW];
+    int head, n_slots;
+    int32_t *mid_row;  /* message id -> row, -1 when not ours */
+    uint8_t *mid_slot; /* message id -> index in slots[] */
 } mqtt_target;
 
 static int64_t mono_ms(void)
@@ -99,15 +113,14 @@ static void on_publish(struct mosquitto *mosq, void *obj, int mid)
 {
     (void)mosq;
     mqtt_target *t = obj;
-    if (mid < 0 || mid >= MID_COUNT)
-        return;
-    int32_t row = t->mid_row[mid];
-    if (row < 0 || (size_t)row >= t->batch_rows)
+    if (mid < 0 || mid >= MID_COUNT || t->mid_row[mid] < 0)
         return; /* a message of an abandoned batch, resent by an old session */
+    mqtt_slot *sl = &t->slots[t->mid_slot[mid]];
+    size_t row = (size_t)t->mid_row[mid];
     t->mid_row[mid] = -1;
-    if (t->row_state[row] == ROW_SENT) {
-        t->row_state[row] = ROW_ACKED;
-        t->unacked--;
+    if (sl->b && row < sl->b->n && sl->state[row] == ROW_SENT) {
+        sl->state[row] = ROW_ACKED;
+        sl->unacked--;
     }
 }
 
@@ -121,13 +134,25 @@ static void on_log(struct mosquitto *mosq, void *obj, int level, const char *str
 
 /* --------------------------------------------------------------- client */
 
-static void forget_batch(mqtt_target *t)
+static void forget_mids(mqtt_target *t)
 {
     for (int i = 0; i < MID_COUNT; i++)
         t->mid_row[i] = -1;
-    t->batch_id = 0;
-    t->batch_rows = 0;
-    t->unacked = 0;
+}
+
+static void forget_batches(mqtt_target *t)
+{
+    for (int i = 0; i < MQTT_WINDOW; i++) {
+        t->slots[i].b = NULL;
+        t->slots[i].id = 0;
+    }
+    t->head = t->n_slots = 0;
+    forget_mids(t);
+}
+
+static mqtt_slot *slot_at(mqtt_target *t, int i)
+{
+    return &t->slots[(t->head + i) % MQTT_WINDOW];
 }
 
 static int new_client(mqtt_target *t, char *reason, size_t len)
@@ -142,6 +167,10 @@ static int new_client(mqtt_target *t, char *reason, size_t len)
     mosquitto_int_option(t->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
     /* 0: up to 65535 messages in flight; a whole batch goes out at once. */
     mosquitto_int_option(t->mosq, MOSQ_OPT_SEND_MAXIMUM, 0);
+    /* With batches in flight there is always unacknowledged data: Nagle's
+     * algorithm would hold every new batch until the broker's (delayed)
+     * TCP acknowledgement came. */
+    mosquitto_int_option(t->mosq, MOSQ_OPT_TCP_NODELAY, 1);
     mosquitto_connect_callback_set(t->mosq, on_connect);
     mosquitto_disconnect_callback_set(t->mosq, on_disconnect);
     mosquitto_publish_callback_set(t->mosq, on_publish);
@@ -170,11 +199,16 @@ static int new_client(mqtt_target *t, char *reason, size_t len)
     t->ever_connected = false;
     t->recreate = false;
     /* Rows sent through the old client were never confirmed: send again. */
-    for (size_t i = 0; i < t->batch_rows; i++)
-        if (t->row_state[i] == ROW_SENT)
-            t->row_state[i] = ROW_NEW;
-    for (int i = 0; i < MID_COUNT; i++)
-        t->mid_row[i] = -1;
+    for (int k = 0; k < t->n_slots; k++) {
+        mqtt_slot *sl = slot_at(t, k);
+        for (size_t i = 0; i < sl->b->n; i++) {
+            if (sl->state[i] == ROW_SENT) {
+                sl->state[i] = ROW_NEW;
+                sl->unsent++;
+            }
+        }
+    }
+    forget_mids(t);
     return 0;
 }
 
@@ -270,35 +304,21 @@ static void mqtt_disconnect(void *impl)
 static void mqtt_abandon(void *impl)
 {
     mqtt_target *t = impl;
-    if (t->batch_id || t->unacked)
+    if (t->n_slots)
         t->recreate = true; /* drop libmosquitto's copies of the abandoned messages */
-    forget_batch(t);
+    forget_batches(t);
 }
 
 /* ----------------------------------------------------------------- send */
 
-static int start_batch(mqtt_target *t, const export_batch *b)
+/* Publishes the rows of a batch not sent yet. */
+static int publish_new(mqtt_target *t, int slot_index, char *reason, size_t len)
 {
-    if (b->n > t->row_cap) {
-        uint8_t *p = realloc(t->row_state, b->n);
-        if (!p)
-            return EXPORT_ENOMEM;
-        t->row_state = p;
-        t->row_cap = b->n;
-    }
-    forget_batch(t);
-    memset(t->row_state, ROW_NEW, b->n);
-    t->batch_id = b->id;
-    t->batch_rows = b->n;
-    return 0;
-}
-
-/* Publishes the rows not sent yet. */
-static int publish_new(mqtt_target *t, const export_batch *b, char *reason, size_t len)
-{
+    mqtt_slot *sl = &t->slots[slot_index];
+    const export_batch *b = sl->b;
     char topic[MQTT_TOPIC_MAX], payload[MQTT_PAYLOAD_MAX];
-    for (size_t i = 0; i < b->n; i++) {
-        if (t->row_state[i] != ROW_NEW)
+    for (size_t i = 0; i < b->n && sl->unsent > 0; i++) {
+        if (sl->state[i] != ROW_NEW)
             continue;
         const export_row *r = &b->rows[i];
         const export_tag *tag = export_catalog_get(t->cat, r->tag_id);
@@ -309,7 +329,9 @@ static int publish_new(mqtt_target *t, const export_batch *b, char *reason, size
              * block the ring on it: count the row as delivered. */
             log_warn("mqtt: record %llu does not fit a topic or payload; skipped",
                      (unsigned long long)r->seq);
-            t->row_state[i] = ROW_ACKED;
+            sl->state[i] = ROW_ACKED;
+            sl->unsent--;
+            sl->unacked--;
             continue;
         }
         int mid = 0;
@@ -318,47 +340,113 @@ static int publish_new(mqtt_target *t, const export_batch *b, char *reason, size
             describe_error(rc, reason, len, "publishing");
             return rc == MOSQ_ERR_NOMEM ? EXPORT_ENOMEM : EXPORT_EDOWN;
         }
+        sl->unsent--;
         if (t->qos == 0) { /* no acknowledgement exists: written is delivered */
-            t->row_state[i] = ROW_ACKED;
+            sl->state[i] = ROW_ACKED;
+            sl->unacked--;
             continue;
         }
-        t->row_state[i] = ROW_SENT;
+        sl->state[i] = ROW_SENT;
         t->mid_row[mid & 0xffff] = (int32_t)i;
-        t->unacked++;
+        t->mid_slot[mid & 0xffff] = (uint8_t)slot_index;
     }
     return 0;
 }
 
-static int mqtt_send(void *impl, const export_batch *b, uint64_t *duplicates, char *reason,
-                     size_t len)
+static int mqtt_submit(void *impl, const export_batch *b, char *reason, size_t len)
 {
     mqtt_target *t = impl;
-    *duplicates = 0;
+    int index = -1;
+    for (int k = 0; k < t->n_slots && index < 0; k++)
+        if (slot_at(t, k)->id == b->id)
+            index = (t->head + k) % MQTT_WINDOW; /* a resume after a reconnect */
+    if (index < 0) {
+        if (t->n_slots >= MQTT_WINDOW) {
+            snprintf(reason, len, "more than %d batches in flight", MQTT_WINDOW);
+            return EXPORT_EREJECT;
+        }
+        index = (t->head + t->n_slots) % MQTT_WINDOW;
+        mqtt_slot *sl = &t->slots[index];
+        if (b->n > sl->cap) {
+            uint8_t *p = realloc(sl->state, b->n);
+            if (!p)
+                return EXPORT_ENOMEM;
+            sl->state = p;
+            sl->cap = b->n;
+        }
+        memset(sl->state, ROW_NEW, b->n);
+        sl->b = b;
+        sl->id = b->id;
+        sl->unacked = sl->unsent = b->n;
+        t->n_slots++;
+    }
+    t->slots[index].since_ms = mono_ms();
     if (!t->mosq || !t->connected) {
         snprintf(reason, len, "not connected");
         return EXPORT_EDOWN;
     }
-    int rc;
-    if (b->id != t->batch_id && (rc = start_batch(t, b)) != 0)
-        return rc;
-    if ((rc = publish_new(t, b, reason, len)) != 0)
-        return rc;
-    int64_t deadline = mono_ms() + t->ack_timeout_ms;
-    while (t->unacked > 0 || mosquitto_want_write(t->mosq)) {
-        if (mono_ms() >= deadline) {
-            snprintf(reason, len, "%zu of %zu messages without PUBACK after %u ms", t->unacked,
-                     b->n, t->ack_timeout_ms);
+    /* Corked, the batch's small PUBLISH packets leave in a few full
+     * segments instead of one each: less work for both ends. */
+    int fd = mosquitto_socket(t->mosq), on = 1, off = 0;
+    if (fd >= 0)
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_CORK, &on, sizeof on);
+    int rc = publish_new(t, index, reason, len);
+    if (fd >= 0)
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_CORK, &off, sizeof off);
+    return rc;
+}
+
+/* Confirmed: no row waits for a PUBACK and nothing waits to be written
+ * (QoS 0 counts a message delivered once it left). */
+static bool oldest_confirmed(mqtt_target *t, int k)
+{
+    return k < t->n_slots && slot_at(t, k)->unacked == 0 &&
+           (t->qos > 0 || !mosquitto_want_write(t->mosq));
+}
+
+static int mqtt_collect(void *impl, int timeout_ms, uint64_t *duplicates, int max, char *reason,
+                        size_t len)
+{
+    mqtt_target *t = impl;
+    if (!t->mosq || !t->connected) {
+        snprintf(reason, len, "not connected");
+        return EXPORT_EDOWN;
+    }
+    int64_t deadline = mono_ms() + timeout_ms;
+    for (;;) {
+        int rc = service(t, 0);
+        if (rc != MOSQ_ERR_SUCCESS || !t->connected) {
+            describe_error(rc, reason, len, "connection lost while waiting for PUBACKs");
+            return EXPORT_EDOWN;
+        }
+        int done = 0;
+        while (done < max && oldest_confirmed(t, done))
+            done++;
+        if (done > 0) {
+            for (int k = 0; k < done; k++) {
+                duplicates[k] = 0; /* a broker cannot tell */
+                slot_at(t, 0)->b = NULL;
+                slot_at(t, 0)->id = 0;
+                t->head = (t->head + 1) % MQTT_WINDOW;
+                t->n_slots--;
+            }
+            return done;
+        }
+        if (t->n_slots > 0 && mono_ms() - slot_at(t, 0)->since_ms >= t->ack_timeout_ms) {
+            snprintf(reason, len, "%zu of %zu messages without PUBACK after %u ms",
+                     slot_at(t, 0)->unacked, slot_at(t, 0)->b->n, t->ack_timeout_ms);
             t->recreate = true; /* publish the rest again through a fresh client */
             return EXPORT_ETIMEOUT;
         }
-        rc = service(t, 100);
+        int64_t left = deadline - mono_ms();
+        if (left <= 0)
+            return 0;
+        rc = service(t, left < 50 ? (int)left : 50);
         if (rc != MOSQ_ERR_SUCCESS || !t->connected) {
             describe_error(rc, reason, len, "connection lost while waiting for PUBACKs");
             return EXPORT_EDOWN;
         }
     }
-    forget_batch(t);
-    return 0;
 }
 
 static const char *mqtt_describe(void *impl)
@@ -376,8 +464,10 @@ static void mqtt_destroy(void *impl)
         mosquitto_destroy(t->mosq);
     }
     export_wipe(t->password, sizeof t->password);
-    free(t->row_state);
+    for (int i = 0; i < MQTT_WINDOW; i++)
+        free(t->slots[i].state);
     free(t->mid_row);
+    free(t->mid_slot);
     free(t);
     mosquitto_lib_cleanup();
 }
@@ -391,8 +481,10 @@ static int mqtt_bind_catalog(void *impl, export_catalog *cat)
 static const export_target_ops mqtt_ops = {
     .name = "mqtt",
     .group = "export-mqtt",
+    .window = MQTT_WINDOW,
     .connect = mqtt_connect,
-    .send = mqtt_send,
+    .submit = mqtt_submit,
+    .collect = mqtt_collect,
     .poll = mqtt_poll,
     .disconnect = mqtt_disconnect,
     .abandon = mqtt_abandon,
@@ -408,7 +500,8 @@ int mqtt_target_create(const config *cfg, const char *member, export_target *out
     mosquitto_lib_init();
     mqtt_target *t = calloc(1, sizeof *t);
     int rc = EXPORT_ENOMEM;
-    if (!t || !(t->mid_row = malloc(MID_COUNT * sizeof *t->mid_row))) {
+    if (!t || !(t->mid_row = malloc(MID_COUNT * sizeof *t->mid_row)) ||
+        !(t->mid_slot = calloc(MID_COUNT, sizeof *t->mid_slot))) {
         snprintf(reason, len, "out of memory");
         goto fail;
     }
@@ -443,7 +536,7 @@ int mqtt_target_create(const config *cfg, const char *member, export_target *out
     /* A client now, so that bad TLS files are reported at start. */
     if ((rc = new_client(t, reason, len)) != 0)
         goto fail;
-    forget_batch(t);
+    forget_batches(t);
     out->ops = &mqtt_ops;
     out->impl = t;
     return 0;
@@ -453,6 +546,7 @@ fail:
             mosquitto_destroy(t->mosq);
         export_wipe(t->password, sizeof t->password);
         free(t->mid_row);
+        free(t->mid_slot);
         free(t);
     }
     mosquitto_lib_cleanup();

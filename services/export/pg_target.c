@@ -74,6 +74,8 @@ typedef struct pg_target {
     size_t copycap;
     char *sql;
     size_t sqlcap;
+    bool confirmed;          /* the last submitted batch is committed, not yet collected */
+    uint64_t confirmed_dups; /* rows of it the table already had */
 } pg_target;
 
 /* ------------------------------------------------------------ describe */
@@ -345,10 +347,13 @@ static int send_once(pg_target *t, const export_batch *b, bool dedupe, uint64_t 
     return 0;
 }
 
-static int pg_send(void *impl, const export_batch *b, uint64_t *duplicates, char *reason,
-                   size_t len)
+/* One batch at a time: submit runs the whole transaction; collect then
+ * hands over its confirmation. */
+static int pg_submit(void *impl, const export_batch *b, char *reason, size_t len)
 {
     pg_target *t = impl;
+    uint64_t *duplicates = &t->confirmed_dups;
+    t->confirmed = false;
     *duplicates = 0;
     if (!t->conn || PQstatus(t->conn) != CONNECTION_OK) {
         snprintf(reason, len, "not connected");
@@ -365,12 +370,27 @@ static int pg_send(void *impl, const export_batch *b, uint64_t *duplicates, char
         log_debug("postgres: batch of %zu rows met existing rows; deduplicating", b->n);
         rc = send_once(t, b, true, duplicates, &conflict, reason, len);
     }
+    t->confirmed = rc == 0;
     return rc;
+}
+
+static int pg_collect(void *impl, int timeout_ms, uint64_t *duplicates, int max, char *reason,
+                      size_t len)
+{
+    pg_target *t = impl;
+    (void)timeout_ms;
+    (void)reason;
+    (void)len;
+    if (!t->confirmed || max < 1)
+        return 0;
+    t->confirmed = false;
+    duplicates[0] = t->confirmed_dups;
+    return 1;
 }
 
 static void pg_abandon(void *impl)
 {
-    (void)impl; /* every send is self-contained */
+    ((pg_target *)impl)->confirmed = false;
 }
 
 static void pg_destroy(void *impl)
@@ -401,8 +421,10 @@ static int pg_bind_catalog(void *impl, export_catalog *cat)
 static const export_target_ops pg_ops = {
     .name = "postgres",
     .group = "export-pg",
+    .window = 1,
     .connect = pg_connect,
-    .send = pg_send,
+    .submit = pg_submit,
+    .collect = pg_collect,
     .disconnect = pg_disconnect,
     .abandon = pg_abandon,
     .bind_catalog = pg_bind_catalog,

@@ -4,9 +4,10 @@
  * acknowledges them (after the target confirmed, or the spool holds them)
  * or hands them back to the group.
  *
- * One export batch may span several ring batches (at most
- * SHM_MEMBER_BATCHES, the most a member may hold); they are acknowledged
- * together. Records that fail verification are marked invalid in the ring
+ * One export batch may span several ring batches, and several export
+ * batches may be in flight; together they hold at most SHM_MEMBER_BATCHES
+ * ring batches (the most a member may hold), kept in the order they were
+ * taken and acknowledged oldest first. Records that fail verification are marked invalid in the ring
  * and counted, never exported.
  */
 #include "export.h"
@@ -120,9 +121,10 @@ static void decode_batch(ring_reader *r, shm_batch *sb, export_batch *b)
 }
 
 int ring_reader_fill(ring_reader *r, export_batch *b, size_t max_rows, int max_age_ms,
-                     int idle_ms)
+                     int idle_ms, int *ring_batches)
 {
     size_t before = b->n;
+    *ring_batches = 0;
     int64_t first_ms = 0;
     if (!r->consumer) {
         int rc = shm_consumer_open(r->seg, r->group, r->member, &r->consumer);
@@ -148,6 +150,7 @@ int ring_reader_fill(ring_reader *r, export_batch *b, size_t max_rows, int max_a
         if (n == 0)
             break;
         r->n_held++;
+        (*ring_batches)++;
         if (b->n == before)
             first_ms = mono_ms();
         /* An orphaned batch may be larger than asked for: make room for all. */
@@ -160,15 +163,19 @@ int ring_reader_fill(ring_reader *r, export_batch *b, size_t max_rows, int max_a
     return (int)(b->n - before);
 }
 
-int ring_reader_ack(ring_reader *r)
+int ring_reader_ack_oldest(ring_reader *r, int count)
 {
     int rc = 0;
-    for (int i = 0; i < r->n_held; i++) {
-        int e = shm_ack(r->consumer, &r->held[i]);
+    if (count > r->n_held)
+        count = r->n_held;
+    for (int i = 0; i < count; i++) {
+        int e = r->consumer ? shm_ack(r->consumer, &r->held[i]) : SHM_EINVAL;
         if (e && !rc)
             rc = e;
     }
-    r->n_held = 0;
+    /* shm_batch holds no pointers into itself: moving it is fine. */
+    memmove(&r->held[0], &r->held[count], (size_t)(r->n_held - count) * sizeof r->held[0]);
+    r->n_held -= count;
     if (rc)
         log_error("group %s: acknowledgement refused (%s): this member was declared dead and "
                   "its batches were given to another member",

@@ -448,3 +448,13 @@ def expected_row_sql(tags):
             f"OR (extract(epoch FROM time) * 1000000)::bigint <> seq / 1000 "
             f"OR quality <> (CASE WHEN seq % 10 = 7 THEN 5 WHEN seq % 10 = 3 THEN 2 ELSE 0 END) "
             f"OR exception <> (CASE WHEN seq % 10 = 7 THEN 2 ELSE 0 END)")
+
+
+def missing_seqs(pg, db, first, last):
+    """Describes which sequence numbers of [first, last] are not in
+    shmbus_values (ranges), for failure messages."""
+    out = pg.psql(f"SELECT min(s), max(s), count(*) FROM (SELECT s, s - row_number() OVER (ORDER BY s) AS g "
+                  f"FROM generate_series({first}::bigint, {last}::bigint) s "
+                  f"WHERE NOT EXISTS (SELECT 1 FROM shmbus_values v WHERE v.seq = s)) m "
+                  f"GROUP BY g ORDER BY 1 LIMIT 10", db=db)
+    return out.replace("\n", "; ") or "none"

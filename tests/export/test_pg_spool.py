@@ -17,7 +17,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from exportlib import Group, Postgres, check, expected_row_sql, log, wait_until  # noqa: E402
+from exportlib import (Group, Postgres, check, expected_row_sql, fail, log,  # noqa: E402
+                       missing_seqs, wait_until)
 
 pg = Postgres()
 pg.createdb("plant")
@@ -59,8 +60,12 @@ check(res["put"] == N, f"feeder put {N} records")
 grp.wait_drained("export-pg", res, 90)
 wait_until(lambda: grp.counter("spool_bytes", "postgres") == 0, 60, "the spools to be replayed")
 first, last = res["first_seq"], res["last_seq"]
-wait_until(lambda: pg.psql("SELECT count(*) FROM shmbus_values", db="plant") == str(N), 30,
-           "every row to be committed")
+deadline = time.monotonic() + 30
+while pg.psql("SELECT count(*) FROM shmbus_values", db="plant") != str(N):
+    if time.monotonic() > deadline:
+        fail(f"rows missing after the group drained: {missing_seqs(pg, 'plant', first, last)} "
+             f"(first {first}); group {grp.group('export-pg')}")
+    time.sleep(0.2)
 rows = pg.psql("SELECT count(*), count(DISTINCT seq), min(seq), max(seq) FROM shmbus_values",
                db="plant")
 check(rows == f"{N}|{N}|{first}|{last}", f"every record is in the table exactly once ({rows})")
