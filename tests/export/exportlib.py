@@ -421,6 +421,8 @@ class Group:
             return ""
 
     def stop_exporter(self, member, sig=signal.SIGTERM):
+        """Stops a member; returns its exit status. A sanitizer report in
+        its log (ASan/UBSan builds) fails the test."""
         p, _ = self.exporters[member]
         if p.poll() is None:
             p.send_signal(sig)
@@ -429,6 +431,10 @@ class Group:
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
+        text = self.exporter_log(member)
+        for marker in ("AddressSanitizer", "LeakSanitizer", "runtime error:"):
+            if marker in text:
+                fail(f"{member}: sanitizer report in its log:\n{text[text.index(marker) - 200:][:3000]}")
         return p.returncode
 
     def wait_drained(self, group, put_result, timeout):
