@@ -50,6 +50,7 @@
 typedef struct flight {
     export_batch batch;
     int ring_batches; /* ring batches behind it, oldest held first */
+    int64_t launched_ms;
 } flight;
 
 typedef struct engine {
@@ -368,6 +369,8 @@ static void confirm_oldest(engine *e, uint64_t dups)
     if (e->opts->commit_delay_ms) /* tests: widen the confirmation-to-ack window */
         sleep_ms(e->opts->commit_delay_ms);
     ring_reader_ack_oldest(e->reader, f->ring_batches);
+    log_debug("%s: batch of %zu rows (%d ring batches) confirmed after %lld ms", tname(e),
+              f->batch.n, f->ring_batches, (long long)(mono_ms() - f->launched_ms));
     export_metrics_add(e->metrics.batches, 1);
     export_metrics_add(e->metrics.rows, f->batch.n - dups);
     export_metrics_add(e->metrics.duplicates, dups);
@@ -503,6 +506,7 @@ static void launch(engine *e, int ring_batches)
     f->batch = e->taking;
     f->batch.id = ++e->next_id;
     f->ring_batches = ring_batches;
+    f->launched_ms = mono_ms();
     e->taking = spare;
     e->taking.n = 0;
     e->n_fl++;
