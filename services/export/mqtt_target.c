@@ -166,11 +166,11 @@ static int new_client(mqtt_target *t, char *reason, size_t len)
     }
     mosquitto_int_option(t->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
     /* 0: up to 65535 messages in flight; a whole batch goes out at once. */
-    mosquitto_int_option(t->mosq, MOSQ_OPT_SEND_MAXIMUM, 0);
+    mosquitto_int_option(t->mosq, MOSQ_OPT_SEND_MAXIMUM, getenv("SENDMAX") ? atoi(getenv("SENDMAX")) : 0);
     /* With batches in flight there is always unacknowledged data: Nagle's
      * algorithm would hold every new batch until the broker's (delayed)
      * TCP acknowledgement came. */
-    mosquitto_int_option(t->mosq, MOSQ_OPT_TCP_NODELAY, 1);
+    if (!getenv("NONODELAY")) mosquitto_int_option(t->mosq, MOSQ_OPT_TCP_NODELAY, 1);
     mosquitto_connect_callback_set(t->mosq, on_connect);
     mosquitto_disconnect_callback_set(t->mosq, on_disconnect);
     mosquitto_publish_callback_set(t->mosq, on_publish);
@@ -223,7 +223,7 @@ static int new_client(mqtt_target *t, char *reason, size_t len)
 static int service(mqtt_target *t, int timeout_ms)
 {
     int fd = mosquitto_socket(t->mosq);
-    if (fd >= 0) {
+    if (fd >= 0 && !getenv("NOQUICK")) {
         int one = 1;
         (void)setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
     }
