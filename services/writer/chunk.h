@@ -20,6 +20,7 @@
 
 #include <shmbus/shm.h>
 
+#include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -59,6 +60,7 @@ int chunk_errno_code(int errnum);
 #define CHUNK_FORMAT_VERSION 1u
 #define CHUNK_FILE_MAGIC "SHMBCHNK"
 #define CHUNK_FILE_HEADER_SIZE 128u
+#define CHUNK_FILE_HEADER_MAX 4096u /* what any version's header may grow to */
 #define CHUNK_BLOCK_MAGIC "SHBK"
 #define CHUNK_BLOCK_HEADER_SIZE 64u
 #define CHUNK_FOOTER_PAYLOAD 64u
@@ -201,8 +203,10 @@ typedef struct chunk_file_header {
 } chunk_file_header;
 
 void chunk_file_header_write(const chunk_file_header *h, uint8_t out[CHUNK_FILE_HEADER_SIZE]);
-/* Returns 0, CHUNK_ETRUNCATED (shorter than a header), CHUNK_EFOREIGN (bad
- * magic), CHUNK_EVERSION (newer format), CHUNK_ECORRUPT (header CRC). */
+/* Parses the header at the start of a file (len bytes read, up to
+ * CHUNK_FILE_HEADER_MAX). Returns 0, CHUNK_ETRUNCATED (shorter than its
+ * header), CHUNK_EFOREIGN (bad magic), CHUNK_EVERSION (newer format, header
+ * CRC valid), CHUNK_ECORRUPT (header CRC or fields). */
 int chunk_file_header_parse(const uint8_t *buf, size_t len, chunk_file_header *out);
 
 /* -------------------------------------------------------------- index */
@@ -315,13 +319,16 @@ typedef struct chunk_recover_report {
     uint64_t points_kept;
     int was_sealed;            /* the file already ended in index + footer */
     int removed_empty;         /* the file held no complete header: removed */
+    int moved_aside;           /* its header was damaged: renamed to damaged_copy */
     char damaged_copy[64];     /* name of the copy kept, "" when none */
 } chunk_recover_report;
 
 /* Recovers unsealed chunk `name` in directory dirfd: truncates it at the end
  * of the last block whose CRC holds (never past a bad block), fsyncs it; a
  * copy is kept as <writer>.<no>.damaged when intact blocks follow the damage.
- * A file without a complete header is removed. */
+ * A file without a complete header is removed; one with a damaged header is
+ * renamed to .damaged (chunk_last_error() says why). Returns 0, or
+ * CHUNK_EVERSION (a newer writer's file: left alone), CHUNK_EIO, ... */
 int chunk_recover(int dirfd, const char *name, chunk_recover_report *rep);
 
 typedef struct chunk_seal_report {
@@ -344,7 +351,82 @@ enum chunk_seal_flags {
  * .open file removed. Crash-safe at every step. */
 int chunk_seal(int dirfd, const char *name, unsigned flags, chunk_seal_report *rep);
 
+/* Creates <writer>.<no>.open in dirfd (name written to `name`) holding the
+ * header h, with file and directory fsynced. Returns the open fd
+ * (read-write) or a negative code: CHUNK_EEXIST, CHUNK_ENOSPC, CHUNK_EPERM. */
+int chunk_create(int dirfd, const chunk_file_header *h, char *name, size_t name_len);
+
 /* fsync(dirfd) with the errno mapped. */
 int chunk_fsync_dir(int dirfd, const char *what);
+
+/* -------------------------------------------------- reading a directory */
+
+typedef struct chunk_store_file {
+    char name[64];
+    char writer[CHUNK_NAME_MAX + 1];
+    uint32_t no;
+    int kind;       /* CHUNK_NAME_SEALED, _OPEN or _DAMAGED */
+    int err;        /* why it cannot be read (reported in problems), or 0 */
+    int superseded; /* an .open whose .chunk exists: not read */
+    int gone;       /* removed between listing and opening */
+    int fd;
+    chunk_scan scan;
+} chunk_store_file;
+
+/* Every chunk of a data directory, opened for reading. */
+typedef struct chunk_store {
+    char dir[PATH_MAX];
+    int dirfd;
+    chunk_store_file *files; /* sorted by (writer, number) */
+    size_t nfiles, cap_files;
+    char **problems; /* "path: offset N: what", one per problem found */
+    size_t nproblems, cap_problems;
+    uint8_t *block;
+    size_t block_cap;
+} chunk_store;
+
+typedef struct chunk_read_stats {
+    uint64_t blocks_read, blocks_bad, bytes_read;
+    uint64_t points_decoded, points_dropped, duplicates_removed;
+} chunk_read_stats;
+
+/* Lists and scans every chunk in dir (flags: CHUNK_SCAN_FULL to check every
+ * block and the indexes). Problems with single files are recorded, not
+ * returned. Returns 0, or CHUNK_ENOENT / CHUNK_EPERM / CHUNK_EIO for the
+ * directory itself. */
+int chunk_store_open(const char *dir, unsigned flags, chunk_store **out);
+void chunk_store_close(chunk_store **s);
+int chunk_store_file_usable(const chunk_store_file *f);
+/* Appends a problem line. */
+int chunk_store_problem(chunk_store *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Reads tag over [from, to] (ns, inclusive) from every chunk into out,
+ * sorted by time with repeated sequence numbers removed. Damaged blocks are
+ * skipped and reported in problems and st. */
+int chunk_store_read(chunk_store *s, uint32_t tag, int64_t from, int64_t to, unsigned fields,
+                     chunk_series *out, chunk_read_stats *st);
+
+/* ------------------------------------------------------------ catalog */
+
+typedef struct chunk_catalog_entry {
+    uint32_t id, device_id;
+    char *name, *device, *unit;
+    uint8_t data_type; /* enum shm_data_type */
+    int64_t updated_ns; /* of the file it came from (readers) */
+} chunk_catalog_entry;
+
+typedef struct chunk_catalog {
+    chunk_catalog_entry *e;
+    size_t n, cap;
+} chunk_catalog;
+
+/* Writes <writer>.catalog.json atomically (temp, fsync, rename, dir fsync). */
+int chunk_catalog_write(int dirfd, const char *writer, const char *segment,
+                        const chunk_catalog_entry *e, size_t n);
+/* Merges every catalog file of dir into c; unreadable files are reported to
+ * problems (when not NULL). */
+int chunk_catalog_load(const char *dir, chunk_catalog *c, chunk_store *problems);
+int chunk_catalog_lookup(const chunk_catalog *c, const char *name, uint32_t *id);
+const chunk_catalog_entry *chunk_catalog_get(const chunk_catalog *c, uint32_t id);
+void chunk_catalog_free(chunk_catalog *c);
 
 #endif

@@ -39,19 +39,31 @@ void chunk_file_header_write(const chunk_file_header *h, uint8_t out[CHUNK_FILE_
 
 int chunk_file_header_parse(const uint8_t *b, size_t len, chunk_file_header *h)
 {
-    if (len >= 8 && memcmp(b, CHUNK_FILE_MAGIC, 8) != 0)
+    if (len < 8)
+        return chunk__fail(CHUNK_ETRUNCATED, "file of %zu bytes has no header", len);
+    if (memcmp(b, CHUNK_FILE_MAGIC, 8) != 0)
         return chunk__fail(CHUNK_EFOREIGN, "no shmbus chunk magic at offset 0");
-    if (len < CHUNK_FILE_HEADER_SIZE)
-        return chunk__fail(CHUNK_ETRUNCATED, "file header cut short (%zu of %u bytes)", len,
-                           CHUNK_FILE_HEADER_SIZE);
+    if (len < 16)
+        return chunk__fail(CHUNK_ETRUNCATED, "file header cut short (%zu bytes)", len);
+    /* Every version keeps magic, version and header length where they are
+     * and ends its header with a CRC, so a valid CRC makes the version
+     * trustworthy: newer means newer, and a bad CRC means damage. */
+    uint32_t hlen = le32_get(b + 12);
+    if (hlen < CHUNK_FILE_HEADER_SIZE || hlen > CHUNK_FILE_HEADER_MAX)
+        return chunk__fail(CHUNK_ECORRUPT, "file header length %u is impossible (offset 12)", hlen);
+    if (len < hlen)
+        return chunk__fail(CHUNK_ETRUNCATED, "file header cut short (%zu of %u bytes)", len, hlen);
+    if (chunk_crc32c(0, b, hlen - 4) != le32_get(b + hlen - 4))
+        return chunk__fail(CHUNK_ECORRUPT, "file header is damaged (CRC mismatch at offset %u)",
+                           hlen - 4);
     uint32_t version = le32_get(b + 8);
     if (version > CHUNK_FORMAT_VERSION)
         return chunk__fail(CHUNK_EVERSION,
                            "chunk format version %u is newer than this build reads (%u)", version,
                            CHUNK_FORMAT_VERSION);
-    if (version == 0 || le32_get(b + 12) != CHUNK_FILE_HEADER_SIZE ||
-        chunk_crc32c(0, b, 124) != le32_get(b + 124))
-        return chunk__fail(CHUNK_ECORRUPT, "file header is damaged (CRC mismatch at offset 124)");
+    if (version == 0 || hlen != CHUNK_FILE_HEADER_SIZE)
+        return chunk__fail(CHUNK_ECORRUPT, "file header names version %u with %u bytes", version,
+                           hlen);
     memset(h, 0, sizeof *h);
     h->version = version;
     h->chunk_no = le32_get(b + 16);

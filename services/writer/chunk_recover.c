@@ -13,7 +13,9 @@
  * <writer>.<no>.damaged, so nothing is destroyed silently. A file that ends
  * in a valid index and footer was sealed in place just before the crash
  * and is renamed to .chunk. A file too short to hold its header was
- * created and never written: it is removed.
+ * created and never written: it is removed. A file whose header is damaged
+ * is renamed to .damaged as a whole (readers still read its intact blocks);
+ * a file of a newer format version is refused.
  */
 #include "chunk_internal.h"
 
@@ -101,6 +103,23 @@ int chunk_recover(int dirfd, const char *name, chunk_recover_report *rep)
     }
     chunk_scan s;
     int rc = chunk_scan_fd(fd, name, 0, &s);
+    if (rc == CHUNK_ECORRUPT || rc == CHUNK_EFOREIGN) {
+        /* The header itself is damaged: keep the whole file aside (readers
+         * still find its intact blocks) and let the writer start afresh. */
+        char why[256];
+        snprintf(why, sizeof why, "%s", chunk_last_error());
+        close(fd);
+        chunk_scan_free(&s);
+        chunk_name_format(rep->damaged_copy, sizeof rep->damaged_copy, writer, no,
+                          CHUNK_NAME_DAMAGED);
+        if (renameat(dirfd, name, dirfd, rep->damaged_copy) != 0)
+            return sys_fail(errno, "rename", name);
+        rep->moved_aside = 1;
+        rc = chunk_fsync_dir(dirfd, rep->damaged_copy);
+        if (rc == 0)
+            chunk__fail(0, "%s", why);
+        return rc;
+    }
     if (rc < 0) {
         close(fd);
         chunk_scan_free(&s);

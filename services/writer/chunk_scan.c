@@ -225,14 +225,28 @@ int chunk_scan_fd(int fd, const char *path, unsigned flags, chunk_scan *s)
     if (s->file_size > MAX_FILE_BYTES)
         return chunk__fail(CHUNK_ETOOBIG, "%s: %llu bytes is larger than a chunk can be", path,
                            (unsigned long long)s->file_size);
-    uint8_t hb[CHUNK_FILE_HEADER_SIZE];
+    uint8_t hb[CHUNK_FILE_HEADER_MAX];
     size_t hlen = s->file_size < sizeof hb ? (size_t)s->file_size : sizeof hb;
     int rc = read_at(fd, path, hb, hlen, 0);
     if (rc < 0)
         return rc;
     rc = chunk_file_header_parse(hb, hlen, &s->header);
-    if (rc < 0)
-        return chunk__fail(rc, "%s: %s", path, chunk_last_error());
+    int header_rc = rc;
+    if (rc < 0) {
+        /* A newer format cannot be read; a writer never works past a bad
+         * header. A reader reports the damage and still looks for intact
+         * blocks after it. */
+        if (rc == CHUNK_EVERSION || !(flags & CHUNK_SCAN_RESYNC) ||
+            s->file_size <= CHUNK_FILE_HEADER_SIZE)
+            return chunk__fail(rc, "%s: %s", path, chunk_last_error());
+        char what[120];
+        snprintf(what, sizeof what, "file header: %s", chunk_last_error());
+        rc = add_damage(s, 0, CHUNK_FILE_HEADER_SIZE, what);
+        if (rc < 0)
+            return rc;
+        memset(&s->header, 0, sizeof s->header);
+        flags |= CHUNK_SCAN_FULL;
+    }
 
     if (!(flags & CHUNK_SCAN_FULL)) {
         rc = load_sealed(fd, path, s);
@@ -256,6 +270,10 @@ int chunk_scan_fd(int fd, const char *path, unsigned flags, chunk_scan *s)
     free(buf);
     if (rc < 0)
         return rc;
+    if (header_rc == CHUNK_EFOREIGN && s->n_blocks == 0)
+        return chunk__fail(CHUNK_EFOREIGN, "%s: not a shmbus chunk (no magic, no blocks)", path);
+    if (header_rc < 0)
+        s->good_end = 0;
     chunk_index_sort(&s->index);
     return 0;
 }
