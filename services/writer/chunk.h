@@ -394,7 +394,9 @@ typedef struct chunk_read_stats {
  * block and the indexes). Problems with single files are recorded, not
  * returned. Returns 0, or CHUNK_ENOENT / CHUNK_EPERM / CHUNK_EIO for the
  * directory itself. */
-int chunk_store_open(const char *dir, unsigned flags, chunk_store **out);
+typedef void (*chunk_progress_fn)(void *ctx, size_t done, size_t total);
+int chunk_store_open(const char *dir, unsigned flags, chunk_progress_fn progress, void *ctx,
+                     chunk_store **out);
 void chunk_store_close(chunk_store **s);
 int chunk_store_file_usable(const chunk_store_file *f);
 /* Appends a problem line. */

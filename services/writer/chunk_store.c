@@ -109,7 +109,8 @@ static void open_file(chunk_store *s, chunk_store_file *f, unsigned flags)
                             path);
 }
 
-int chunk_store_open(const char *dir, unsigned flags, chunk_store **out)
+int chunk_store_open(const char *dir, unsigned flags, chunk_progress_fn progress, void *ctx,
+                     chunk_store **out)
 {
     *out = NULL;
     chunk_store *s = calloc(1, sizeof *s);
@@ -176,9 +177,12 @@ int chunk_store_open(const char *dir, unsigned flags, chunk_store **out)
                 b->superseded = 1;
         }
     }
-    for (size_t i = 0; i < s->nfiles; i++)
+    for (size_t i = 0; i < s->nfiles; i++) {
         if (!s->files[i].superseded)
             open_file(s, &s->files[i], flags);
+        if (progress)
+            progress(ctx, i + 1, s->nfiles);
+    }
     *out = s;
     return 0;
 }

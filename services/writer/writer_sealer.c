@@ -1,0 +1,292 @@
+/*
+ * writer_sealer.c — the sealer thread: seals the chunks the main thread
+ * closes (and those recovered at start-up) and applies retention, so that
+ * neither a rewrite nor a deletion ever delays an acknowledgment.
+ *
+ * Ownership: the queue belongs to the mutex; everything else here belongs
+ * to the thread. A seal that fails for lack of space is retried with
+ * backoff (the .open file stays readable meanwhile); any other failure is
+ * logged with the file's name and the chunk stays unsealed (still read by
+ * queries, recovered again at the next start).
+ *
+ * Retention: sealed chunks of every writer in the directory, oldest newest
+ * point first, are deleted while their newest point is older than the age
+ * limit or while all chunks together exceed the byte budget. Unsealed
+ * chunks are never deleted (they may hold what a writer is appending).
+ */
+#include "log.h"
+#include "writer.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define QUEUE_MAX 256
+#define RETENTION_EVERY_NS (10ll * 1000000000)
+#define BACKOFF_MIN_MS 200
+#define BACKOFF_MAX_MS 10000
+
+struct sealer {
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    char queue[QUEUE_MAX][64];
+    unsigned qhead, qlen;
+    bool stopping;
+    int dirfd;
+    writer_options opt;
+    writer_counters *ctr;
+    bool full_logged;
+};
+
+struct sealed_file {
+    char name[64];
+    uint64_t bytes;
+    int64_t newest; /* newest point, ns */
+};
+
+static int cmp_oldest(const void *pa, const void *pb)
+{
+    const struct sealed_file *a = pa, *b = pb;
+    if (a->newest != b->newest)
+        return a->newest < b->newest ? -1 : 1;
+    return strcmp(a->name, b->name);
+}
+
+/* The footer's newest timestamp, or the file's mtime when it has none. */
+static int64_t newest_point(int dirfd, const char *name, const struct stat *st)
+{
+    int64_t fallback = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+    if ((uint64_t)st->st_size < CHUNK_FILE_HEADER_SIZE + CHUNK_FOOTER_SIZE)
+        return fallback;
+    int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return fallback;
+    uint8_t fb[CHUNK_FOOTER_SIZE];
+    chunk_footer f;
+    int64_t newest = fallback;
+    if (pread(fd, fb, sizeof fb, st->st_size - (off_t)CHUNK_FOOTER_SIZE) == (ssize_t)sizeof fb &&
+        chunk_footer_parse(fb, sizeof fb, &f) == 0 && f.points > 0)
+        newest = f.ts_max;
+    close(fd);
+    return newest;
+}
+
+int writer_retention(int dirfd, const char *dir, uint64_t max_age_s, uint64_t max_bytes,
+                     int64_t now_ns, uint64_t *bytes_freed)
+{
+    if (bytes_freed)
+        *bytes_freed = 0;
+    if (!max_age_s && !max_bytes)
+        return 0;
+    int dup_fd = dup(dirfd);
+    DIR *d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
+    if (!d) {
+        if (dup_fd >= 0)
+            close(dup_fd);
+        return chunk_errno_code(errno);
+    }
+    rewinddir(d);
+    struct sealed_file *files = NULL;
+    size_t n = 0, cap = 0;
+    uint64_t total = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        int kind = chunk_name_parse(de->d_name, NULL, NULL);
+        if (kind != CHUNK_NAME_SEALED && kind != CHUNK_NAME_OPEN && kind != CHUNK_NAME_DAMAGED)
+            continue;
+        struct stat st;
+        if (fstatat(dirfd, de->d_name, &st, 0) != 0)
+            continue;
+        total += (uint64_t)st.st_size;
+        if (kind != CHUNK_NAME_SEALED)
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            struct sealed_file *f = realloc(files, cap * sizeof *f);
+            if (!f)
+                break;
+            files = f;
+        }
+        snprintf(files[n].name, sizeof files[n].name, "%.63s", de->d_name);
+        files[n].bytes = (uint64_t)st.st_size;
+        files[n].newest = newest_point(dirfd, de->d_name, &st);
+        n++;
+    }
+    closedir(d);
+    if (n)
+        qsort(files, n, sizeof *files, cmp_oldest);
+    int deleted = 0;
+    int64_t cutoff = max_age_s ? now_ns - (int64_t)max_age_s * 1000000000 : INT64_MIN;
+    for (size_t i = 0; i < n; i++) {
+        bool too_old = files[i].newest < cutoff;
+        bool over = max_bytes && total > max_bytes;
+        if (!too_old && !over)
+            break;
+        if (unlinkat(dirfd, files[i].name, 0) != 0) {
+            if (errno != ENOENT) /* another writer may have deleted it first */
+                log_warn("retention: remove %s/%s: %s", dir, files[i].name, strerror(errno));
+            continue;
+        }
+        log_info("retention: removed %s/%s (%llu bytes, %s)", dir, files[i].name,
+                 (unsigned long long)files[i].bytes, too_old ? "older than the age limit"
+                                                            : "over the byte budget");
+        total -= files[i].bytes;
+        if (bytes_freed)
+            *bytes_freed += files[i].bytes;
+        deleted++;
+    }
+    free(files);
+    if (deleted)
+        chunk_fsync_dir(dirfd, dir);
+    return deleted;
+}
+
+static void sleep_ms(unsigned ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+    nanosleep(&ts, NULL);
+}
+
+static void seal_one(struct sealer *s, const char *name)
+{
+    unsigned backoff = BACKOFF_MIN_MS;
+    for (;;) {
+        chunk_seal_report rep;
+        int64_t t0 = writer_mono_ns();
+        int rc = chunk_seal(s->dirfd, name, 0, &rep);
+        if (rc == 0) {
+            if (s->full_logged)
+                log_info("space is back: sealing resumed");
+            s->full_logged = false;
+            counter_add(s->ctr->sealed, 1);
+            log_info("sealed %s/%s: %llu points, %llu -> %llu bytes (%.2f bytes/point), %u -> %u "
+                     "blocks, %s, %.0f ms",
+                     s->opt.chunk_dir, rep.sealed_name, (unsigned long long)rep.points,
+                     (unsigned long long)rep.bytes_before, (unsigned long long)rep.bytes_after,
+                     rep.points ? (double)rep.bytes_after / (double)rep.points : 0.0,
+                     rep.blocks_before, rep.blocks_after, rep.compacted ? "rewritten" : "in place",
+                     (double)(writer_mono_ns() - t0) / 1e6);
+            return;
+        }
+        if (rc != CHUNK_ENOSPC) {
+            counter_add(s->ctr->errors, 1);
+            log_error("seal %s/%s: %s (the chunk stays unsealed and readable)", s->opt.chunk_dir,
+                      name, chunk_last_error());
+            return;
+        }
+        if (!s->full_logged)
+            log_error("seal %s/%s: %s; retrying with backoff", s->opt.chunk_dir, name,
+                      chunk_last_error());
+        s->full_logged = true;
+        pthread_mutex_lock(&s->mu);
+        bool stopping = s->stopping;
+        pthread_mutex_unlock(&s->mu);
+        if (stopping) {
+            log_warn("seal %s/%s: no space at shutdown; left unsealed", s->opt.chunk_dir, name);
+            return;
+        }
+        sleep_ms(backoff);
+        backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+    }
+}
+
+static void run_retention(struct sealer *s)
+{
+    uint64_t freed = 0;
+    int n = writer_retention(s->dirfd, s->opt.chunk_dir, s->opt.retention_age_s,
+                             s->opt.retention_bytes, writer_real_ns(), &freed);
+    if (n > 0)
+        counter_add(s->ctr->retention_deleted, (uint64_t)n);
+}
+
+static void *sealer_main(void *arg)
+{
+    struct sealer *s = arg;
+    int64_t last_retention = 0;
+    for (;;) {
+        char name[64];
+        pthread_mutex_lock(&s->mu);
+        while (s->qlen == 0 && !s->stopping) {
+            struct timespec dl;
+            clock_gettime(CLOCK_REALTIME, &dl);
+            dl.tv_sec += 1;
+            pthread_cond_timedwait(&s->cv, &s->mu, &dl);
+            if (writer_mono_ns() - last_retention >= RETENTION_EVERY_NS)
+                break;
+        }
+        bool have = s->qlen > 0;
+        if (have) {
+            memcpy(name, s->queue[s->qhead], sizeof name);
+            s->qhead = (s->qhead + 1) % QUEUE_MAX;
+            s->qlen--;
+        }
+        bool done = !have && s->stopping;
+        pthread_mutex_unlock(&s->mu);
+        if (have)
+            seal_one(s, name);
+        if (have || writer_mono_ns() - last_retention >= RETENTION_EVERY_NS) {
+            run_retention(s);
+            last_retention = writer_mono_ns();
+        }
+        if (done)
+            return NULL;
+    }
+}
+
+int sealer_start(sealer **out, const writer_options *o, int dirfd, writer_counters *ctr)
+{
+    struct sealer *s = calloc(1, sizeof *s);
+    if (!s)
+        return -ENOMEM;
+    s->opt = *o;
+    s->dirfd = dirfd;
+    s->ctr = ctr;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    int rc = pthread_create(&s->thread, NULL, sealer_main, s);
+    if (rc != 0) {
+        pthread_mutex_destroy(&s->mu);
+        pthread_cond_destroy(&s->cv);
+        free(s);
+        return -rc;
+    }
+    *out = s;
+    return 0;
+}
+
+void sealer_enqueue(sealer *s, const char *name)
+{
+    pthread_mutex_lock(&s->mu);
+    if (s->qlen < QUEUE_MAX) {
+        snprintf(s->queue[(s->qhead + s->qlen) % QUEUE_MAX], sizeof s->queue[0], "%.63s", name);
+        s->qlen++;
+    } else {
+        log_warn("sealer queue full: %s stays unsealed until the next start", name);
+    }
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+void sealer_stop(sealer **sp)
+{
+    struct sealer *s = *sp;
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->mu);
+    s->stopping = true;
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    pthread_join(s->thread, NULL);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
+    free(s);
+    *sp = NULL;
+}
