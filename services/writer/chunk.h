@@ -356,6 +356,15 @@ int chunk_seal(int dirfd, const char *name, unsigned flags, chunk_seal_report *r
  * (read-write) or a negative code: CHUNK_EEXIST, CHUNK_ENOSPC, CHUNK_EPERM. */
 int chunk_create(int dirfd, const chunk_file_header *h, char *name, size_t name_len);
 
+/* Deletes sealed chunks in dirfd, oldest (by newest point) first, while
+ * their newest point is older than max_age_s before now_ns or while all
+ * chunk files exceed max_bytes (0: no limit). on_delete (may be NULL) hears
+ * of each: why 1 age, 2 bytes, negative errno when removal failed. Returns
+ * the number deleted. */
+typedef void (*chunk_retention_fn)(void *ctx, const char *name, uint64_t bytes, int why);
+int chunk_retention(int dirfd, uint64_t max_age_s, uint64_t max_bytes, int64_t now_ns,
+                    chunk_retention_fn on_delete, void *ctx);
+
 /* fsync(dirfd) with the errno mapped. */
 int chunk_fsync_dir(int dirfd, const char *what);
 

@@ -111,10 +111,6 @@ int sealer_start(sealer **out, const writer_options *o, int dirfd, writer_counte
 void sealer_enqueue(sealer *s, const char *name);
 /* Seals everything queued, then stops the thread. */
 void sealer_stop(sealer **s);
-/* Deletes sealed chunks beyond the age or byte budget, oldest first.
- * Returns the number deleted. (Run by the sealer thread; exposed for tests.) */
-int writer_retention(int dirfd, const char *dir, uint64_t max_age_s, uint64_t max_bytes,
-                     int64_t now_ns, uint64_t *bytes_freed);
 
 /* ------------------------------------------------------------ counters */
 

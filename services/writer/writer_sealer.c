@@ -9,24 +9,17 @@
  * logged with the file's name and the chunk stays unsealed (still read by
  * queries, recovered again at the next start).
  *
- * Retention: sealed chunks of every writer in the directory, oldest newest
- * point first, are deleted while their newest point is older than the age
- * limit or while all chunks together exceed the byte budget. Unsealed
- * chunks are never deleted (they may hold what a writer is appending).
+ * Retention (chunk_retention.c) runs after each seal and every 10 s.
  */
 #include "log.h"
 #include "writer.h"
 
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #define QUEUE_MAX 256
 #define RETENTION_EVERY_NS (10ll * 1000000000)
@@ -45,109 +38,6 @@ struct sealer {
     writer_counters *ctr;
     bool full_logged;
 };
-
-struct sealed_file {
-    char name[64];
-    uint64_t bytes;
-    int64_t newest; /* newest point, ns */
-};
-
-static int cmp_oldest(const void *pa, const void *pb)
-{
-    const struct sealed_file *a = pa, *b = pb;
-    if (a->newest != b->newest)
-        return a->newest < b->newest ? -1 : 1;
-    return strcmp(a->name, b->name);
-}
-
-/* The footer's newest timestamp, or the file's mtime when it has none. */
-static int64_t newest_point(int dirfd, const char *name, const struct stat *st)
-{
-    int64_t fallback = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
-    if ((uint64_t)st->st_size < CHUNK_FILE_HEADER_SIZE + CHUNK_FOOTER_SIZE)
-        return fallback;
-    int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return fallback;
-    uint8_t fb[CHUNK_FOOTER_SIZE];
-    chunk_footer f;
-    int64_t newest = fallback;
-    if (pread(fd, fb, sizeof fb, st->st_size - (off_t)CHUNK_FOOTER_SIZE) == (ssize_t)sizeof fb &&
-        chunk_footer_parse(fb, sizeof fb, &f) == 0 && f.points > 0)
-        newest = f.ts_max;
-    close(fd);
-    return newest;
-}
-
-int writer_retention(int dirfd, const char *dir, uint64_t max_age_s, uint64_t max_bytes,
-                     int64_t now_ns, uint64_t *bytes_freed)
-{
-    if (bytes_freed)
-        *bytes_freed = 0;
-    if (!max_age_s && !max_bytes)
-        return 0;
-    int dup_fd = dup(dirfd);
-    DIR *d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
-    if (!d) {
-        if (dup_fd >= 0)
-            close(dup_fd);
-        return chunk_errno_code(errno);
-    }
-    rewinddir(d);
-    struct sealed_file *files = NULL;
-    size_t n = 0, cap = 0;
-    uint64_t total = 0;
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        int kind = chunk_name_parse(de->d_name, NULL, NULL);
-        if (kind != CHUNK_NAME_SEALED && kind != CHUNK_NAME_OPEN && kind != CHUNK_NAME_DAMAGED)
-            continue;
-        struct stat st;
-        if (fstatat(dirfd, de->d_name, &st, 0) != 0)
-            continue;
-        total += (uint64_t)st.st_size;
-        if (kind != CHUNK_NAME_SEALED)
-            continue;
-        if (n == cap) {
-            cap = cap ? cap * 2 : 64;
-            struct sealed_file *f = realloc(files, cap * sizeof *f);
-            if (!f)
-                break;
-            files = f;
-        }
-        snprintf(files[n].name, sizeof files[n].name, "%.63s", de->d_name);
-        files[n].bytes = (uint64_t)st.st_size;
-        files[n].newest = newest_point(dirfd, de->d_name, &st);
-        n++;
-    }
-    closedir(d);
-    if (n)
-        qsort(files, n, sizeof *files, cmp_oldest);
-    int deleted = 0;
-    int64_t cutoff = max_age_s ? now_ns - (int64_t)max_age_s * 1000000000 : INT64_MIN;
-    for (size_t i = 0; i < n; i++) {
-        bool too_old = files[i].newest < cutoff;
-        bool over = max_bytes && total > max_bytes;
-        if (!too_old && !over)
-            break;
-        if (unlinkat(dirfd, files[i].name, 0) != 0) {
-            if (errno != ENOENT) /* another writer may have deleted it first */
-                log_warn("retention: remove %s/%s: %s", dir, files[i].name, strerror(errno));
-            continue;
-        }
-        log_info("retention: removed %s/%s (%llu bytes, %s)", dir, files[i].name,
-                 (unsigned long long)files[i].bytes, too_old ? "older than the age limit"
-                                                            : "over the byte budget");
-        total -= files[i].bytes;
-        if (bytes_freed)
-            *bytes_freed += files[i].bytes;
-        deleted++;
-    }
-    free(files);
-    if (deleted)
-        chunk_fsync_dir(dirfd, dir);
-    return deleted;
-}
 
 static void sleep_ms(unsigned ms)
 {
@@ -198,11 +88,21 @@ static void seal_one(struct sealer *s, const char *name)
     }
 }
 
+static void on_deleted(void *ctx, const char *name, uint64_t bytes, int why)
+{
+    struct sealer *s = ctx;
+    if (why < 0)
+        log_warn("retention: remove %s/%s: %s", s->opt.chunk_dir, name, strerror(-why));
+    else
+        log_info("retention: removed %s/%s (%llu bytes, %s)", s->opt.chunk_dir, name,
+                 (unsigned long long)bytes,
+                 why == 1 ? "older than the age limit" : "over the byte budget");
+}
+
 static void run_retention(struct sealer *s)
 {
-    uint64_t freed = 0;
-    int n = writer_retention(s->dirfd, s->opt.chunk_dir, s->opt.retention_age_s,
-                             s->opt.retention_bytes, writer_real_ns(), &freed);
+    int n = chunk_retention(s->dirfd, s->opt.retention_age_s, s->opt.retention_bytes,
+                            writer_real_ns(), on_deleted, s);
     if (n > 0)
         counter_add(s->ctr->retention_deleted, (uint64_t)n);
 }
