@@ -134,6 +134,16 @@ uint64_t wtest_producer_count(const wtest_producer *p)
     return atomic_load(&p->sh->put);
 }
 
+uint64_t wtest_producer_first(const wtest_producer *p)
+{
+    return atomic_load(&p->sh->first);
+}
+
+uint64_t wtest_producer_last(const wtest_producer *p)
+{
+    return atomic_load(&p->sh->last);
+}
+
 uint64_t wtest_producer_stop(wtest_producer *p, uint64_t *first_seq, uint64_t *last_seq)
 {
     atomic_store(&p->sh->stop, 1);

@@ -28,6 +28,8 @@ void wtest_producer_start(wtest_producer *p, const char *segment, uint32_t tags,
 /* Stops it; returns the records put and their first and last sequence. */
 uint64_t wtest_producer_stop(wtest_producer *p, uint64_t *first_seq, uint64_t *last_seq);
 uint64_t wtest_producer_count(const wtest_producer *p);
+uint64_t wtest_producer_first(const wtest_producer *p); /* first sequence put */
+uint64_t wtest_producer_last(const wtest_producer *p);  /* last sequence put so far */
 
 /* Spawns shmbus-writer with the given extra arguments (NULL-terminated). */
 pid_t wtest_writer_spawn(const char *segment, const char *data, const char *name, const char *log,
