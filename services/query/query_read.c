@@ -128,7 +128,7 @@ int query_read(const char *dir, const char *const *tags, int ntags, int64_t from
     if (format == QUERY_CSV)
         puts("time,tag,value,quality,exception,seq");
     chunk_series pts = {0};
-    for (int i = 0; i < ntags && status == 0; i++) {
+    for (int i = 0; i < ntags && status != 2; i++) {
         chunk_series_clear(&pts);
         chunk_read_stats st = {0};
         int rc = chunk_store_read(s, ids[i], from, to,
@@ -142,7 +142,7 @@ int query_read(const char *dir, const char *const *tags, int ntags, int64_t from
         }
         print_points(&pts, labels[i], format);
         if (st.points_dropped)
-            status = 1;
+            status = 1; /* and go on with the other tags */
     }
     for (size_t i = before; i < s->nproblems; i++)
         fprintf(stderr, "shmbus-query: %s\n", s->problems[i]);

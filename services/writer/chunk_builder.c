@@ -200,6 +200,8 @@ int chunk_builder_add_series(chunk_builder *b, uint32_t tag_id, uint32_t device_
 {
     if (from > src->n || n > src->n - from)
         return CHUNK_EINVAL;
+    if (n == 0)
+        return 0;
     struct column *c = column_for(b, tag_id, device_id);
     if (!c)
         return CHUNK_ENOMEM;

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 static _Thread_local char last_error[512] = "no error";
 
@@ -54,9 +55,12 @@ int chunk_errno_code(int errnum)
 
 int chunk__fail(int err, const char *fmt, ...)
 {
+    /* Formatted aside first: callers may pass chunk_last_error() itself. */
+    char text[sizeof last_error];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
+    memcpy(last_error, text, sizeof text);
     return err;
 }

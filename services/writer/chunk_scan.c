@@ -176,14 +176,18 @@ static int walk_blocks(const char *path, const uint8_t *buf, chunk_scan *s, unsi
                 s->data_bytes += len;
             } else if (info.kind == CHUNK_BLOCK_INDEX) {
                 last_index_off = off;
-            } else if (info.kind == CHUNK_BLOCK_FOOTER && off + len == size && !damaged) {
+            } else if (info.kind == CHUNK_BLOCK_FOOTER && off + len == size &&
+                       (!damaged || (flags & CHUNK_SCAN_RESYNC))) {
+                /* A reader still calls a chunk sealed when a block inside it
+                 * is damaged (reported on its own); the index is compared
+                 * with the blocks only when every block is intact. */
                 chunk_footer f;
                 if (chunk_footer_parse(buf + off, (size_t)len, &f) == 0 &&
                     f.index_offset == last_index_off) {
                     chunk_index stored = {0};
                     rc = chunk_index_decode(buf + f.index_offset, f.index_len, f.index_offset,
                                             &stored);
-                    if (rc == 0 && compare_indexes(s, &stored) == 0) {
+                    if (rc == 0 && (damaged || compare_indexes(s, &stored) == 0)) {
                         s->sealed = 1;
                         s->footer = f;
                     } else if (rc == 0) {

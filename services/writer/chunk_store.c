@@ -163,7 +163,8 @@ int chunk_store_open(const char *dir, unsigned flags, chunk_progress_fn progress
         chunk_store_close(&s);
         return rc;
     }
-    qsort(s->files, s->nfiles, sizeof *s->files, cmp_files);
+    if (s->nfiles)
+        qsort(s->files, s->nfiles, sizeof *s->files, cmp_files);
     /* A .open beside its .chunk is a finished rewrite not yet removed. */
     for (size_t i = 0; i < s->nfiles; i++) {
         chunk_store_file *a = &s->files[i];
