@@ -95,6 +95,7 @@ typedef struct chunk_series {
     uint16_t *flags;
     uint64_t *tmp; /* decoder scratch */
     size_t tmp_cap;
+    void *mem; /* the one allocation the arrays live in */
 } chunk_series;
 
 int chunk_series_reserve(chunk_series *s, size_t n); /* room for n more points */
@@ -163,6 +164,19 @@ enum chunk_fields {
 int chunk_data_decode_column(const chunk_data_view *v, uint32_t col, unsigned fields,
                              chunk_series *out);
 
+/* The last timestamp stream decoded, so that decoding every column of a
+ * block decodes each shared stream once (chunk_data_decode_column_cached). */
+typedef struct chunk_stream_cache {
+    const uint8_t *payload; /* block it belongs to */
+    uint32_t stream;
+    size_t n, cap;
+    int64_t *ts;
+    uint64_t *seq;
+} chunk_stream_cache;
+int chunk_data_decode_column_cached(const chunk_data_view *v, uint32_t col, unsigned fields,
+                                    chunk_series *out, chunk_stream_cache *cache);
+void chunk_stream_cache_free(chunk_stream_cache *c);
+
 /* ------------------------------------------------------------ builder */
 
 /* Collects points per (tag, device) and encodes them as data blocks. */
@@ -175,6 +189,10 @@ int chunk_builder_add(chunk_builder *b, const shm_tag_value *v);
 /* Adds points [from, from+n) of series s (all fields) to column (tag, dev). */
 int chunk_builder_add_series(chunk_builder *b, uint32_t tag_id, uint32_t device_id,
                              const chunk_series *s, size_t from, size_t n);
+/* Decodes column col of a data block straight into the builder (no copy).
+ * Returns the points added or a negative code. */
+int chunk_builder_add_column(chunk_builder *b, const chunk_data_view *v, uint32_t col,
+                             chunk_stream_cache *cache);
 size_t chunk_builder_points(const chunk_builder *b);
 size_t chunk_builder_columns(const chunk_builder *b);
 size_t chunk_builder_max_column(const chunk_builder *b);
@@ -281,6 +299,7 @@ typedef struct chunk_block_ref {
 enum chunk_scan_flags {
     CHUNK_SCAN_RESYNC = 1 << 0, /* past damage, look for the next intact block (readers) */
     CHUNK_SCAN_FULL = 1 << 1,   /* check every block even when the index is valid */
+    CHUNK_SCAN_BLOCKS = 1 << 2, /* list blocks only: no per-column index (sealing) */
 };
 
 /* What a scan of one chunk file found. */
@@ -299,6 +318,7 @@ typedef struct chunk_scan {
     size_t n_damage, cap_damage;
     uint64_t bytes_dropped;
     uint32_t blocks_dropped_after; /* intact blocks found after the first damage */
+    uint64_t columns;              /* column entries of the intact data blocks */
 } chunk_scan;
 
 /* Scans an open file. Without CHUNK_SCAN_FULL a sealed chunk is taken from
@@ -307,6 +327,10 @@ typedef struct chunk_scan {
  * CHUNK_ECORRUPT (file header), CHUNK_ETRUNCATED (no complete file header),
  * CHUNK_EIO, CHUNK_ENOMEM. */
 int chunk_scan_fd(int fd, const char *path, unsigned flags, chunk_scan *out);
+/* The same over a whole file already in memory (buf, len): a sealed chunk's
+ * index is still trusted unless CHUNK_SCAN_FULL. */
+int chunk_scan_mem(const uint8_t *buf, size_t len, const char *path, unsigned flags,
+                   chunk_scan *out);
 void chunk_scan_free(chunk_scan *s);
 
 /* ----------------------------------------------------- recover & seal */
@@ -350,6 +374,12 @@ enum chunk_seal_flags {
  * then fsync, atomic rename to <writer>.<no>.chunk, directory fsync, and the
  * .open file removed. Crash-safe at every step. */
 int chunk_seal(int dirfd, const char *name, unsigned flags, chunk_seal_report *rep);
+/* The same, keeping its memory in ctx for the next seal (one per thread). */
+typedef struct chunk_seal_ctx chunk_seal_ctx;
+int chunk_seal_ctx_new(chunk_seal_ctx **out);
+void chunk_seal_ctx_free(chunk_seal_ctx **ctx);
+int chunk_seal_with(chunk_seal_ctx *ctx, int dirfd, const char *name, unsigned flags,
+                    chunk_seal_report *rep);
 
 /* Creates <writer>.<no>.open in dirfd (name written to `name`) holding the
  * header h, with file and directory fsynced. Returns the open fd

@@ -195,8 +195,45 @@ static int tmp_reserve(chunk_series *out, size_t n)
 #define BAD_SECTION(what)                                                                     \
     chunk__fail(CHUNK_ECORRUPT, "column %u (tag %u): bad %s section", col, tag, what)
 
-int chunk_data_decode_column(const chunk_data_view *v, uint32_t col, unsigned fields,
-                             chunk_series *out)
+void chunk_stream_cache_free(chunk_stream_cache *c)
+{
+    free(c->ts);
+    free(c->seq);
+    memset(c, 0, sizeof *c);
+}
+
+/* Decodes stream `stream` into the cache unless it already holds it. */
+static int cache_stream(const chunk_data_view *v, uint32_t stream, size_t n, uint32_t col,
+                        uint32_t tag, chunk_stream_cache *c)
+{
+    if (c->payload == v->payload && c->stream == stream && c->n == n)
+        return 0;
+    if (c->cap < n) {
+        int64_t *ts = realloc(c->ts, n * sizeof *ts);
+        if (ts)
+            c->ts = ts;
+        uint64_t *seq = ts ? realloc(c->seq, n * sizeof *seq) : NULL;
+        if (!ts || !seq)
+            return chunk__fail(CHUNK_ENOMEM, "out of memory decoding %zu points", n);
+        c->seq = seq;
+        c->cap = n;
+    }
+    c->payload = NULL;
+    const uint8_t *se = stream_entry(v, stream);
+    rbuf sr = {.p = v->payload + le32_get(se + 4), .len = le32_get(se + 8)};
+    rbuf ts_sec = next_section(&sr);
+    rbuf seq_sec = next_section(&sr);
+    if (sr.bad || chunk_int_decode(&ts_sec, n, (uint64_t *)c->ts) < 0 ||
+        chunk_int_decode(&seq_sec, n, c->seq) < 0)
+        return BAD_SECTION("stream");
+    c->payload = v->payload;
+    c->stream = stream;
+    c->n = n;
+    return 0;
+}
+
+int chunk_data_decode_column_cached(const chunk_data_view *v, uint32_t col, unsigned fields,
+                                    chunk_series *out, chunk_stream_cache *cache)
 {
     chunk_column_ref ref;
     if (chunk_data_view_column(v, col, &ref) < 0)
@@ -209,18 +246,28 @@ int chunk_data_decode_column(const chunk_data_view *v, uint32_t col, unsigned fi
     if (fields & CHUNK_F_RAW)
         fields |= CHUNK_F_VALUE; /* raw may be derived from the values */
 
-    const uint8_t *se = stream_entry(v, ref.stream);
-    rbuf sr = {.p = v->payload + le32_get(se + 4), .len = le32_get(se + 8)};
-    rbuf ts_sec = next_section(&sr);
-    rbuf seq_sec = next_section(&sr);
-    if (sr.bad)
-        return BAD_SECTION("stream");
-    if (fields & CHUNK_F_TS) {
-        if (chunk_int_decode(&ts_sec, n, (uint64_t *)(out->ts + at)) < 0)
-            return BAD_SECTION("timestamp");
+    if (cache) {
+        int rc = cache_stream(v, ref.stream, n, col, tag, cache);
+        if (rc < 0)
+            return rc;
+        if (fields & CHUNK_F_TS)
+            memcpy(out->ts + at, cache->ts, n * sizeof *out->ts);
+        if (fields & CHUNK_F_SEQ)
+            memcpy(out->seq + at, cache->seq, n * sizeof *out->seq);
     } else {
-        memset(out->ts + at, 0, n * sizeof *out->ts);
+        const uint8_t *se = stream_entry(v, ref.stream);
+        rbuf sr = {.p = v->payload + le32_get(se + 4), .len = le32_get(se + 8)};
+        rbuf ts_sec = next_section(&sr);
+        rbuf seq_sec = next_section(&sr);
+        if (sr.bad)
+            return BAD_SECTION("stream");
+        if ((fields & CHUNK_F_TS) && chunk_int_decode(&ts_sec, n, (uint64_t *)(out->ts + at)) < 0)
+            return BAD_SECTION("timestamp");
+        if ((fields & CHUNK_F_SEQ) && chunk_int_decode(&seq_sec, n, out->seq + at) < 0)
+            return BAD_SECTION("sequence");
     }
+    if (!(fields & CHUNK_F_TS))
+        memset(out->ts + at, 0, n * sizeof *out->ts);
 
     const uint8_t *ce = column_entry(v, col);
     rbuf cr = {.p = v->payload + le32_get(ce + 12), .len = le32_get(ce + 16)};
@@ -234,8 +281,6 @@ int chunk_data_decode_column(const chunk_data_view *v, uint32_t col, unsigned fi
         return BAD_SECTION("column");
 
     if (fields & CHUNK_F_SEQ) {
-        if (chunk_int_decode(&seq_sec, n, out->seq + at) < 0)
-            return BAD_SECTION("sequence");
         if (chunk_rle_decode_diff(&seq_res, n, out->seq + at, out->seq + at) < 0)
             return BAD_SECTION("sequence residual");
     } else {
@@ -273,4 +318,10 @@ int chunk_data_decode_column(const chunk_data_view *v, uint32_t col, unsigned fi
     }
     out->n = at + n;
     return (int)n;
+}
+
+int chunk_data_decode_column(const chunk_data_view *v, uint32_t col, unsigned fields,
+                             chunk_series *out)
+{
+    return chunk_data_decode_column_cached(v, col, fields, out, NULL);
 }

@@ -24,6 +24,8 @@
 
 #include <stdlib.h>
 
+#define DIRECT_TAGS 65536u /* tag ids looked up without hashing */
+
 /* Encoded-size bounds (bytes), generous: see chunk_builder_bound(). */
 #define BOUND_PER_POINT 80u
 #define BOUND_PER_COLUMN (256u + CHUNK_COLUMN_DIR)
@@ -58,6 +60,7 @@ struct chunk_builder {
     size_t order_cap;
     uint8_t *tmp; /* one group's block for encode_groups */
     size_t tmp_cap;
+    uint32_t *direct; /* tag id -> column index + 1, for ids below DIRECT_TAGS; checked on use */
 };
 
 int chunk_builder_new(chunk_builder **out)
@@ -68,7 +71,8 @@ int chunk_builder_new(chunk_builder **out)
     b->map_cap = 256;
     b->map_keys = calloc(b->map_cap, sizeof *b->map_keys);
     b->map_vals = calloc(b->map_cap, sizeof *b->map_vals);
-    if (!b->map_keys || !b->map_vals) {
+    b->direct = calloc(DIRECT_TAGS, sizeof *b->direct);
+    if (!b->map_keys || !b->map_vals || !b->direct) {
         chunk_builder_free(&b);
         return chunk__fail(CHUNK_ENOMEM, "out of memory for a block builder");
     }
@@ -92,6 +96,7 @@ void chunk_builder_free(chunk_builder **bp)
     free(b->order);
     free(b->member_cols);
     free(b->tmp);
+    free(b->direct);
     free(b);
     *bp = NULL;
 }
@@ -141,11 +146,20 @@ static int map_grow(chunk_builder *b)
 /* The column for (tag, device), created when new. */
 static struct column *column_for(chunk_builder *b, uint32_t tag, uint32_t dev)
 {
+    if (tag < DIRECT_TAGS) {
+        /* a hint, valid only while it still names this column */
+        uint32_t d = b->direct[tag];
+        if (d && d <= b->ncols && b->cols[d - 1].tag_id == tag && b->cols[d - 1].device_id == dev)
+            return &b->cols[d - 1];
+    }
     uint64_t key = (uint64_t)dev << 32 | tag;
     size_t j = map_slot(key, b->map_cap);
     while (b->map_vals[j]) {
-        if (b->map_keys[j] == key)
+        if (b->map_keys[j] == key) {
+            if (tag < DIRECT_TAGS)
+                b->direct[tag] = b->map_vals[j];
             return &b->cols[b->map_vals[j] - 1];
+        }
         j = (j + 1) & (b->map_cap - 1);
     }
     if ((b->ncols + 1) * 2 > b->map_cap) {
@@ -170,6 +184,8 @@ static struct column *column_for(chunk_builder *b, uint32_t tag, uint32_t dev)
     c->s.n = 0;
     b->map_keys[j] = key;
     b->map_vals[j] = (uint32_t)++b->ncols;
+    if (tag < DIRECT_TAGS)
+        b->direct[tag] = b->map_vals[j];
     return c;
 }
 
@@ -220,6 +236,24 @@ int chunk_builder_add_series(chunk_builder *b, uint32_t tag_id, uint32_t device_
     if (s->n > b->max_col)
         b->max_col = s->n;
     return 0;
+}
+
+int chunk_builder_add_column(chunk_builder *b, const chunk_data_view *v, uint32_t col,
+                             chunk_stream_cache *cache)
+{
+    chunk_column_ref ref;
+    if (chunk_data_view_column(v, col, &ref) < 0)
+        return CHUNK_EINVAL;
+    struct column *c = column_for(b, ref.tag_id, ref.device_id);
+    if (!c)
+        return CHUNK_ENOMEM;
+    int n = chunk_data_decode_column_cached(v, col, CHUNK_F_ALL, &c->s, cache);
+    if (n < 0)
+        return n;
+    b->points += (size_t)n;
+    if (c->s.n > b->max_col)
+        b->max_col = c->s.n;
+    return n;
 }
 
 size_t chunk_builder_points(const chunk_builder *b)
@@ -362,22 +396,22 @@ static int group_columns(chunk_builder *b)
 
 /* ------------------------------------------------------------ encoding */
 
-/* Starts a section: reserves two bytes for its varint length. */
+/* Starts a section: reserves one byte for its varint length (most WAL
+ * sections are shorter than 128 bytes). */
 static size_t section_begin(wbuf *w)
 {
     size_t at = w->len;
     wb_u8(w, 0);
-    wb_u8(w, 0);
     return at;
 }
 
-/* Ends a section: writes its length as a varint at `at`, moving the
- * section when the varint is not two bytes long. */
+/* Ends a section: writes its length as a varint at `at`, moving the body
+ * up when the varint needs more than one byte. */
 static void section_end(wbuf *w, size_t at)
 {
     if (w->overflow)
         return;
-    size_t body = w->len - at - 2;
+    size_t body = w->len - at - 1;
     uint8_t v[10];
     size_t vn = 0;
     uint64_t x = body;
@@ -386,12 +420,12 @@ static void section_end(wbuf *w, size_t at)
         x >>= 7;
     }
     v[vn++] = (uint8_t)x;
-    if (vn != 2) {
-        if (vn > 2 && w->cap - w->len < vn - 2) {
+    if (vn > 1) {
+        if (w->cap - w->len < vn - 1) {
             w->overflow = true;
             return;
         }
-        memmove(w->p + at + vn, w->p + at + 2, body);
+        memmove(w->p + at + vn, w->p + at + 1, body);
         w->len = at + vn + body;
     }
     memcpy(w->p + at, v, vn);

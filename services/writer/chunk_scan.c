@@ -167,9 +167,12 @@ static int walk_blocks(const char *path, const uint8_t *buf, chunk_scan *s, unsi
                 if (info.kind == CHUNK_BLOCK_DATA)
                     s->blocks_dropped_after++;
             } else if (info.kind == CHUNK_BLOCK_DATA) {
-                rc = chunk_index_add_block(&s->index, buf + off, (size_t)len, off);
+                rc = flags & CHUNK_SCAN_BLOCKS
+                         ? 0
+                         : chunk_index_add_block(&s->index, buf + off, (size_t)len, off);
                 if (rc == 0)
                     rc = add_block(s, off, (uint32_t)len, info.points);
+                s->columns += info.columns;
                 if (rc < 0)
                     return rc;
                 s->points += info.points;
@@ -187,7 +190,8 @@ static int walk_blocks(const char *path, const uint8_t *buf, chunk_scan *s, unsi
                     chunk_index stored = {0};
                     rc = chunk_index_decode(buf + f.index_offset, f.index_len, f.index_offset,
                                             &stored);
-                    if (rc == 0 && (damaged || compare_indexes(s, &stored) == 0)) {
+                    if (rc == 0 && (damaged || (flags & CHUNK_SCAN_BLOCKS) ||
+                                    compare_indexes(s, &stored) == 0)) {
                         s->sealed = 1;
                         s->footer = f;
                     } else if (rc == 0) {
@@ -217,6 +221,76 @@ static int walk_blocks(const char *path, const uint8_t *buf, chunk_scan *s, unsi
     return 0;
 }
 
+/* The file header; on damage, readers go on (see chunk_scan_fd). Returns
+ * the header's own result (0 or why it failed) through *header_rc. */
+static int scan_header(const uint8_t *hb, size_t hlen, const char *path, unsigned *flags,
+                       chunk_scan *s, int *header_rc)
+{
+    int rc = chunk_file_header_parse(hb, hlen, &s->header);
+    *header_rc = rc;
+    if (rc == 0)
+        return 0;
+    /* A newer format cannot be read; a writer never works past a bad header.
+     * A reader reports the damage and still looks for intact blocks after it. */
+    if (rc == CHUNK_EVERSION || !(*flags & CHUNK_SCAN_RESYNC) ||
+        s->file_size <= CHUNK_FILE_HEADER_SIZE)
+        return chunk__fail(rc, "%s: %s", path, chunk_last_error());
+    char what[120];
+    snprintf(what, sizeof what, "file header: %s", chunk_last_error());
+    rc = add_damage(s, 0, CHUNK_FILE_HEADER_SIZE, what);
+    if (rc < 0)
+        return rc;
+    memset(&s->header, 0, sizeof s->header);
+    *flags |= CHUNK_SCAN_FULL;
+    return 0;
+}
+
+static int scan_finish(const char *path, const uint8_t *buf, chunk_scan *s, unsigned flags,
+                       int header_rc)
+{
+    int rc = walk_blocks(path, buf, s, flags);
+    if (rc < 0)
+        return rc;
+    if (header_rc == CHUNK_EFOREIGN && s->n_blocks == 0)
+        return chunk__fail(CHUNK_EFOREIGN, "%s: not a shmbus chunk (no magic, no blocks)", path);
+    if (header_rc < 0)
+        s->good_end = 0;
+    chunk_index_sort(&s->index);
+    return 0;
+}
+
+int chunk_scan_mem(const uint8_t *buf, size_t len, const char *path, unsigned flags,
+                   chunk_scan *s)
+{
+    memset(s, 0, sizeof *s);
+    s->file_size = len;
+    int header_rc;
+    size_t hlen = len < CHUNK_FILE_HEADER_MAX ? len : CHUNK_FILE_HEADER_MAX;
+    int rc = scan_header(buf, hlen, path, &flags, s, &header_rc);
+    if (rc < 0)
+        return rc;
+    if (!(flags & CHUNK_SCAN_FULL) && len >= CHUNK_FILE_HEADER_SIZE + CHUNK_FOOTER_SIZE) {
+        chunk_footer f;
+        const uint8_t *fb = buf + len - CHUNK_FOOTER_SIZE;
+        if (chunk_footer_parse(fb, CHUNK_FOOTER_SIZE, &f) == 0 &&
+            f.index_offset >= CHUNK_FILE_HEADER_SIZE &&
+            f.index_offset + f.index_len == len - CHUNK_FOOTER_SIZE) {
+            chunk_index ix = {0};
+            if (chunk_index_decode(buf + f.index_offset, f.index_len, f.index_offset, &ix) == 0) {
+                s->index = ix;
+                s->footer = f;
+                s->sealed = 1;
+                s->good_end = len;
+                s->points = f.points;
+                s->data_bytes = f.data_bytes;
+                return 0;
+            }
+            chunk_index_free(&ix);
+        }
+    }
+    return scan_finish(path, buf, s, flags, header_rc);
+}
+
 int chunk_scan_fd(int fd, const char *path, unsigned flags, chunk_scan *s)
 {
     memset(s, 0, sizeof *s);
@@ -234,25 +308,12 @@ int chunk_scan_fd(int fd, const char *path, unsigned flags, chunk_scan *s)
     int rc = read_at(fd, path, hb, hlen, 0);
     if (rc < 0)
         return rc;
-    rc = chunk_file_header_parse(hb, hlen, &s->header);
-    int header_rc = rc;
-    if (rc < 0) {
-        /* A newer format cannot be read; a writer never works past a bad
-         * header. A reader reports the damage and still looks for intact
-         * blocks after it. */
-        if (rc == CHUNK_EVERSION || !(flags & CHUNK_SCAN_RESYNC) ||
-            s->file_size <= CHUNK_FILE_HEADER_SIZE)
-            return chunk__fail(rc, "%s: %s", path, chunk_last_error());
-        char what[120];
-        snprintf(what, sizeof what, "file header: %s", chunk_last_error());
-        rc = add_damage(s, 0, CHUNK_FILE_HEADER_SIZE, what);
-        if (rc < 0)
-            return rc;
-        memset(&s->header, 0, sizeof s->header);
-        flags |= CHUNK_SCAN_FULL;
-    }
-
+    int header_rc;
+    rc = scan_header(hb, hlen, path, &flags, s, &header_rc);
+    if (rc < 0)
+        return rc;
     if (!(flags & CHUNK_SCAN_FULL)) {
+        /* A sealed chunk: footer and index only, blocks checked when read. */
         rc = load_sealed(fd, path, s);
         if (rc < 0)
             return rc;
@@ -270,14 +331,7 @@ int chunk_scan_fd(int fd, const char *path, unsigned flags, chunk_scan *s)
                            (unsigned long long)s->file_size);
     rc = read_at(fd, path, buf, (size_t)s->file_size, 0);
     if (rc == 0)
-        rc = walk_blocks(path, buf, s, flags);
+        rc = scan_finish(path, buf, s, flags, header_rc);
     free(buf);
-    if (rc < 0)
-        return rc;
-    if (header_rc == CHUNK_EFOREIGN && s->n_blocks == 0)
-        return chunk__fail(CHUNK_EFOREIGN, "%s: not a shmbus chunk (no magic, no blocks)", path);
-    if (header_rc < 0)
-        s->good_end = 0;
-    chunk_index_sort(&s->index);
-    return 0;
+    return rc;
 }

@@ -23,13 +23,48 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #define COMPACT_WINDOW_POINTS 8192u      /* per tag per output block */
-#define COMPACT_BUILDER_POINTS 2000000u  /* all tags, bounds memory */
+#define COMPACT_BUILDER_POINTS 524288u   /* all tags: bounds memory (~20 MiB) */
 #define COMPACT_WHEN_AVG_BELOW 1024u     /* points per column per block */
 #define OUT_BUFFER (1u << 20)
+
+/* Memory kept from one seal to the next (a writer seals every chunk it
+ * fills): the builder's columns, the decode buffers and the output buffer
+ * are allocated once, not faulted in again for every chunk. */
+struct chunk_seal_ctx {
+    chunk_builder *b;
+    chunk_series col;
+    chunk_stream_cache cache;
+    uint8_t *out;
+};
+
+int chunk_seal_ctx_new(chunk_seal_ctx **out)
+{
+    chunk_seal_ctx *c = calloc(1, sizeof *c);
+    if (!c || chunk_builder_new(&c->b) < 0 || !(c->out = malloc(OUT_BUFFER))) {
+        chunk_seal_ctx_free(&c);
+        return chunk__fail(CHUNK_ENOMEM, "out of memory for sealing");
+    }
+    *out = c;
+    return 0;
+}
+
+void chunk_seal_ctx_free(chunk_seal_ctx **cp)
+{
+    chunk_seal_ctx *c = *cp;
+    if (!c)
+        return;
+    chunk_builder_free(&c->b);
+    chunk_series_free(&c->col);
+    chunk_stream_cache_free(&c->cache);
+    free(c->out);
+    free(c);
+    *cp = NULL;
+}
 
 static int sys_fail(int e, const char *what, const char *name)
 {
@@ -135,48 +170,22 @@ static void footer_init(chunk_footer *f)
     f->seq_min = UINT64_MAX;
 }
 
-/* Rewrites the data blocks of `in` into o (after its file header). */
-static int rewrite_blocks(int in, const char *name, const chunk_scan *s, struct out_file *o)
+/* Rewrites the data blocks of the file (in memory at `file`) into o. */
+static int rewrite_blocks(chunk_seal_ctx *ctx, const uint8_t *file, const char *name,
+                          const chunk_scan *s, struct out_file *o)
 {
-    chunk_builder *b = NULL;
-    int rc = chunk_builder_new(&b);
-    if (rc < 0)
-        return rc;
-    chunk_series col = {0};
-    uint8_t *blk = NULL;
-    size_t blk_cap = 0;
+    chunk_builder *b = ctx->b;
+    chunk_builder_reset(b);
+    int rc = 0;
     for (size_t i = 0; i < s->n_blocks && rc == 0; i++) {
         const chunk_block_ref *ref = &s->blocks[i];
-        if (blk_cap < ref->len) {
-            uint8_t *p = realloc(blk, ref->len);
-            if (!p) {
-                rc = chunk__fail(CHUNK_ENOMEM, "out of memory reading %s", name);
-                break;
-            }
-            blk = p;
-            blk_cap = ref->len;
-        }
-        ssize_t r = pread(in, blk, ref->len, (off_t)ref->offset);
-        if (r != (ssize_t)ref->len) {
-            rc = sys_fail(r < 0 ? errno : EIO, "read", name);
-            break;
-        }
         chunk_data_view v;
-        rc = chunk_data_view_open(blk, ref->len, &v);
-        if (rc == 0 && chunk_crc32c(0, v.payload, v.payload_len) != v.info.payload_crc)
-            rc = chunk__fail(CHUNK_ECORRUPT, "%s: block at offset %llu changed while sealing",
-                             name, (unsigned long long)ref->offset);
+        rc = chunk_data_view_open(file + ref->offset, ref->len, &v); /* CRC checked by the scan */
         for (uint32_t c = 0; rc == 0 && c < v.ncols; c++) {
-            chunk_column_ref cref;
-            chunk_data_view_column(&v, c, &cref);
-            chunk_series_clear(&col);
-            int n = chunk_data_decode_column(&v, c, CHUNK_F_ALL, &col);
-            if (n < 0) {
+            int n = chunk_builder_add_column(b, &v, c, &ctx->cache);
+            if (n < 0)
                 rc = chunk__fail(n, "%s: block at offset %llu: %s", name,
                                  (unsigned long long)ref->offset, chunk_last_error());
-                break;
-            }
-            rc = chunk_builder_add_series(b, cref.tag_id, cref.device_id, &col, 0, col.n);
         }
         if (rc == 0 && (chunk_builder_max_column(b) >= COMPACT_WINDOW_POINTS ||
                         chunk_builder_points(b) >= COMPACT_BUILDER_POINTS))
@@ -184,20 +193,16 @@ static int rewrite_blocks(int in, const char *name, const chunk_scan *s, struct 
     }
     if (rc == 0)
         rc = chunk_builder_encode_groups(b, emit_block, o);
-    chunk_series_free(&col);
-    free(blk);
-    chunk_builder_free(&b);
+    chunk_builder_reset(b);
+    ctx->cache.payload = NULL; /* the mapping goes away */
     return rc;
 }
 
-static int seal_rewrite(int dirfd, int in, const char *name, const chunk_scan *s,
-                        const char *tmp, chunk_seal_report *rep)
+static int seal_rewrite(chunk_seal_ctx *ctx, int dirfd, const uint8_t *file, const char *name,
+                        const chunk_scan *s, const char *tmp, chunk_seal_report *rep)
 {
-    struct out_file o = {.name = tmp};
+    struct out_file o = {.name = tmp, .buf = ctx->out};
     footer_init(&o.footer);
-    o.buf = malloc(OUT_BUFFER);
-    if (!o.buf)
-        return chunk__fail(CHUNK_ENOMEM, "out of memory sealing %s", name);
     o.fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
     int rc = o.fd < 0 ? sys_fail(errno, "create", tmp) : 0;
     if (rc == 0) {
@@ -206,7 +211,7 @@ static int seal_rewrite(int dirfd, int in, const char *name, const chunk_scan *s
         rc = out_append(&o, hdr, sizeof hdr);
     }
     if (rc == 0)
-        rc = rewrite_blocks(in, name, s, &o);
+        rc = rewrite_blocks(ctx, file, name, s, &o);
     if (rc == 0)
         rc = out_finish(&o);
     if (rc == 0 && fsync(o.fd) != 0)
@@ -218,41 +223,45 @@ static int seal_rewrite(int dirfd, int in, const char *name, const chunk_scan *s
     rep->bytes_after = o.off;
     rep->blocks_after = o.footer.data_blocks;
     chunk_index_free(&o.index);
-    free(o.buf);
     return rc;
 }
 
 /* The sequence range of the blocks, from their headers. */
-static void seq_range(int fd, const chunk_scan *s, uint64_t *lo, uint64_t *hi)
+static void seq_range(const uint8_t *file, const chunk_scan *s, uint64_t *lo, uint64_t *hi)
 {
     *lo = UINT64_MAX;
     *hi = 0;
     for (size_t i = 0; i < s->n_blocks; i++) {
-        uint8_t h[CHUNK_BLOCK_HEADER_SIZE];
         chunk_block_info info;
-        if (pread(fd, h, sizeof h, (off_t)s->blocks[i].offset) == (ssize_t)sizeof h &&
-            chunk_block_header_parse(h, sizeof h, &info) == 0) {
+        if (chunk_block_header_parse(file + s->blocks[i].offset, CHUNK_BLOCK_HEADER_SIZE, &info) ==
+            0) {
             *lo = info.seq_min < *lo ? info.seq_min : *lo;
             *hi = info.seq_max > *hi ? info.seq_max : *hi;
         }
     }
 }
 
-static int seal_in_place(int fd, const char *name, const chunk_scan *s, chunk_seal_report *rep)
+static int seal_in_place(chunk_seal_ctx *ctx, int fd, const uint8_t *file, const char *name,
+                         const chunk_scan *s, chunk_seal_report *rep)
 {
-    struct out_file o = {.fd = fd, .name = name, .off = s->good_end, .index = s->index};
+    struct out_file o = {.fd = fd, .name = name, .off = s->good_end, .buf = ctx->out};
+    for (size_t i = 0; i < s->n_blocks; i++) {
+        int rc = chunk_index_add_block(&o.index, file + s->blocks[i].offset, s->blocks[i].len,
+                                       s->blocks[i].offset);
+        if (rc < 0) {
+            chunk_index_free(&o.index);
+            return rc;
+        }
+    }
     footer_init(&o.footer);
-    o.buf = malloc(OUT_BUFFER);
-    if (!o.buf)
-        return chunk__fail(CHUNK_ENOMEM, "out of memory sealing %s", name);
     for (size_t i = 0; i < s->n_blocks; i++) {
         o.footer.data_blocks++;
         o.footer.data_bytes += s->blocks[i].len;
     }
     o.footer.points = s->points;
-    seq_range(fd, s, &o.footer.seq_min, &o.footer.seq_max);
-    for (size_t i = 0; i < s->index.n; i++) {
-        const chunk_index_entry *e = &s->index.e[i];
+    seq_range(file, s, &o.footer.seq_min, &o.footer.seq_max);
+    for (size_t i = 0; i < o.index.n; i++) {
+        const chunk_index_entry *e = &o.index.e[i];
         o.footer.ts_min = e->ts_min < o.footer.ts_min ? e->ts_min : o.footer.ts_min;
         o.footer.ts_max = e->ts_max > o.footer.ts_max ? e->ts_max : o.footer.ts_max;
     }
@@ -263,11 +272,22 @@ static int seal_in_place(int fd, const char *name, const chunk_scan *s, chunk_se
         rc = sys_fail(errno, "truncate after a failed seal", name);
     rep->bytes_after = o.off;
     rep->blocks_after = o.footer.data_blocks;
-    free(o.buf);
+    chunk_index_free(&o.index);
     return rc;
 }
 
 int chunk_seal(int dirfd, const char *name, unsigned flags, chunk_seal_report *rep)
+{
+    chunk_seal_ctx *ctx;
+    int err = chunk_seal_ctx_new(&ctx);
+    if (err == 0)
+        err = chunk_seal_with(ctx, dirfd, name, flags, rep);
+    chunk_seal_ctx_free(&ctx);
+    return err;
+}
+
+int chunk_seal_with(chunk_seal_ctx *ctx, int dirfd, const char *name, unsigned flags,
+                    chunk_seal_report *rep)
 {
     memset(rep, 0, sizeof *rep);
     char writer[CHUNK_NAME_MAX + 1], sealed[64], tmp[64];
@@ -280,8 +300,24 @@ int chunk_seal(int dirfd, const char *name, unsigned flags, chunk_seal_report *r
     int fd = openat(dirfd, name, O_RDWR | O_CLOEXEC);
     if (fd < 0)
         return sys_fail(errno, "open", name);
+    /* The file is ours and closed: nobody truncates it while it is mapped. */
+    struct stat st;
     chunk_scan s;
-    int rc = chunk_scan_fd(fd, name, 0, &s);
+    memset(&s, 0, sizeof s);
+    uint8_t *file = NULL;
+    size_t size = 0;
+    int rc = fstat(fd, &st) == 0 ? 0 : sys_fail(errno, "stat", name);
+    if (rc == 0) {
+        size = (size_t)st.st_size;
+        file = size ? mmap(NULL, size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0) : NULL;
+        if (size && file == MAP_FAILED) {
+            file = NULL;
+            rc = sys_fail(errno, "map", name);
+        }
+    }
+    if (rc == 0)
+        rc = file ? chunk_scan_mem(file, size, name, CHUNK_SCAN_BLOCKS, &s)
+                  : chunk__fail(CHUNK_ETRUNCATED, "%s: empty file", name);
     if (rc == 0 && s.good_end < s.file_size)
         rc = chunk__fail(CHUNK_ECORRUPT, "%s: damaged at offset %llu; recover it before sealing",
                          name, (unsigned long long)s.good_end);
@@ -291,16 +327,17 @@ int chunk_seal(int dirfd, const char *name, unsigned flags, chunk_seal_report *r
     rep->blocks_before = (uint32_t)s.n_blocks;
     rep->points = s.points;
     if (!s.sealed) {
-        uint64_t avg = s.index.n ? s.points / s.index.n : 0;
+        uint64_t avg = s.columns ? s.points / s.columns : 0;
         int compact = (flags & CHUNK_SEAL_COMPACT) ||
                       (!(flags & CHUNK_SEAL_NO_COMPACT) && s.n_blocks > 1 &&
                        avg < COMPACT_WHEN_AVG_BELOW) ||
-                      chunk_index_block_size(&s.index) > CHUNK_BLOCK_MAX_PAYLOAD;
+                      CHUNK_BLOCK_HEADER_SIZE + 8 + s.columns * CHUNK_INDEX_ENTRY >
+                          CHUNK_BLOCK_MAX_PAYLOAD;
         if (s.n_blocks == 0)
             compact = 0;
         rep->compacted = compact;
         if (compact) {
-            rc = seal_rewrite(dirfd, fd, name, &s, tmp, rep);
+            rc = seal_rewrite(ctx, dirfd, file, name, &s, tmp, rep);
             if (rc == 0 && renameat(dirfd, tmp, dirfd, sealed) != 0)
                 rc = sys_fail(errno, "rename", tmp);
             if (rc == 0)
@@ -311,7 +348,7 @@ int chunk_seal(int dirfd, const char *name, unsigned flags, chunk_seal_report *r
                 rc = chunk_fsync_dir(dirfd, name);
             goto out;
         }
-        rc = seal_in_place(fd, name, &s, rep);
+        rc = seal_in_place(ctx, fd, file, name, &s, rep);
         if (rc < 0)
             goto out;
     } else {
@@ -323,6 +360,8 @@ int chunk_seal(int dirfd, const char *name, unsigned flags, chunk_seal_report *r
     if (rc == 0)
         rc = chunk_fsync_dir(dirfd, sealed);
 out:
+    if (file)
+        munmap(file, size);
     chunk_scan_free(&s);
     close(fd);
     return rc;

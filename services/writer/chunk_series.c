@@ -7,14 +7,9 @@
 
 #include <stdlib.h>
 
-static int grow(void **p, size_t elem, size_t cap)
-{
-    void *q = realloc(*p, elem * cap);
-    if (!q)
-        return CHUNK_ENOMEM;
-    *p = q;
-    return 0;
-}
+/* One allocation holds the seven arrays (8-byte ones first, so each stays
+ * aligned): growing a series is one malloc, not seven reallocs. */
+#define POINT_BYTES (4 * 8 + 2 + 1 + 1)
 
 int chunk_series_reserve(chunk_series *s, size_t n)
 {
@@ -26,26 +21,38 @@ int chunk_series_reserve(chunk_series *s, size_t n)
     size_t cap = s->cap ? s->cap : 64;
     while (cap < need)
         cap *= 2;
-    if (grow((void **)&s->ts, sizeof *s->ts, cap) || grow((void **)&s->seq, sizeof *s->seq, cap) ||
-        grow((void **)&s->value, sizeof *s->value, cap) ||
-        grow((void **)&s->raw, sizeof *s->raw, cap) ||
-        grow((void **)&s->quality, sizeof *s->quality, cap) ||
-        grow((void **)&s->exception, sizeof *s->exception, cap) ||
-        grow((void **)&s->flags, sizeof *s->flags, cap))
+    if (cap > SIZE_MAX / POINT_BYTES)
         return chunk__fail(CHUNK_ENOMEM, "out of memory for %zu points", need);
-    s->cap = cap;
+    uint8_t *m = malloc(cap * POINT_BYTES);
+    if (!m)
+        return chunk__fail(CHUNK_ENOMEM, "out of memory for %zu points", need);
+    chunk_series t = {.n = s->n, .cap = cap, .mem = m};
+    t.ts = (int64_t *)(void *)m;
+    t.seq = (uint64_t *)(void *)(m + 8 * cap);
+    t.value = (double *)(void *)(m + 16 * cap);
+    t.raw = (int64_t *)(void *)(m + 24 * cap);
+    t.flags = (uint16_t *)(void *)(m + 32 * cap);
+    t.quality = m + 34 * cap;
+    t.exception = m + 35 * cap;
+    if (s->n) {
+        memcpy(t.ts, s->ts, s->n * 8);
+        memcpy(t.seq, s->seq, s->n * 8);
+        memcpy(t.value, s->value, s->n * 8);
+        memcpy(t.raw, s->raw, s->n * 8);
+        memcpy(t.flags, s->flags, s->n * 2);
+        memcpy(t.quality, s->quality, s->n);
+        memcpy(t.exception, s->exception, s->n);
+    }
+    free(s->mem);
+    t.tmp = s->tmp;
+    t.tmp_cap = s->tmp_cap;
+    *s = t;
     return 0;
 }
 
 void chunk_series_free(chunk_series *s)
 {
-    free(s->ts);
-    free(s->seq);
-    free(s->value);
-    free(s->raw);
-    free(s->quality);
-    free(s->exception);
-    free(s->flags);
+    free(s->mem);
     free(s->tmp);
     memset(s, 0, sizeof *s);
 }

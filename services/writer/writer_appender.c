@@ -42,7 +42,6 @@ int appender_open(appender **out, bool force_pwrite, unsigned depth, size_t buf_
             appender_close(&a);
             return -ENOMEM;
         }
-        memset(a->slots[i].buf, 0, buf_size);
     }
     if (!force_pwrite) {
         int rc = uring_setup(a);

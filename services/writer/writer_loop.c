@@ -41,11 +41,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#define CONSUME_MAX 4096u          /* records per ring batch */
+#define CONSUME_MAX 4096u          /* records per ring batch: 512 KiB of ring, still in
+                                      cache when its records are read */
 #define IDLE_WAIT_MS 100           /* housekeeping cadence when idle */
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
 #define WORST_BYTES_PER_RECORD 600 /* a record that opens a new column */
+#define MIN_POINTS_PER_COLUMN 16
 
 static volatile sig_atomic_t stop_requested;
 
@@ -96,6 +98,7 @@ struct writer {
     uint64_t invalid_since_log;
     int64_t invalid_logged_at;
     int64_t last_heartbeat;
+    bool backlog; /* the last consume was limited by its maximum: more is waiting */
 };
 
 static void backoff_next(struct writer *w, int64_t now)
@@ -208,6 +211,7 @@ static int consume_one(struct writer *w, int timeout_ms, int64_t now)
         max = room;
     shm_batch b;
     int n = shm_consume(w->cons, max, timeout_ms, &b);
+    w->backlog = n > 0 && (uint32_t)n == max;
     if (n == 0)
         return 0;
     if (n < 0) {
@@ -246,16 +250,29 @@ static int consume_one(struct writer *w, int timeout_ms, int64_t now)
 
 /* ------------------------------------------------------------- flushing */
 
+/* Group commit: while the ring has a backlog and writes are in flight, the
+ * next block keeps growing (bigger blocks: fewer syncs, less per-column
+ * overhead); otherwise a block goes out at batch_records or batch_age_ms. */
 static bool flush_due(const struct writer *w, int64_t now)
 {
     size_t points = chunk_builder_points(w->builder);
     if (points == 0)
         return false;
-    if (stop_requested || w->held >= SHM_MEMBER_BATCHES || points >= w->o->batch_records ||
-        now - w->pend_since >= (int64_t)w->o->batch_age_ms * 1000000)
-        return true;
     size_t cap = appender_buffer_size(w->app);
-    return chunk_builder_bound(w->builder) + 64 * WORST_BYTES_PER_RECORD > cap;
+    if (stop_requested || w->held >= SHM_MEMBER_BATCHES ||
+        now - w->pend_since >= (int64_t)w->o->batch_age_ms * 1000000 ||
+        chunk_builder_bound(w->builder) + 64 * WORST_BYTES_PER_RECORD > cap)
+        return true;
+    /* Per column a block costs a few dozen bytes and about a microsecond
+     * to encode: with a backlog, wait until columns hold a few points each. */
+    bool disk_idle = appender_busy(w->app) == 0;
+    bool worth_it = points >= MIN_POINTS_PER_COLUMN * chunk_builder_columns(w->builder);
+    if (points >= w->o->batch_records && (!w->backlog || (disk_idle && worth_it)))
+        return true;
+    /* a write in flight and more waiting: add another in parallel once the
+     * block holds its share of the batches the ring lets us hold */
+    unsigned share = SHM_MEMBER_BATCHES / w->o->depth;
+    return w->backlog && w->npend >= (share ? share : 1);
 }
 
 static int flush(struct writer *w)

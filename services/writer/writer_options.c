@@ -13,7 +13,7 @@
 #include <string.h>
 
 #define DEFAULT_DEPTH 4
-#define DEFAULT_BUFFER (4u << 20)
+#define DEFAULT_BUFFER (8u << 20)
 
 static void usage(FILE *f)
 {

@@ -37,6 +37,7 @@ struct sealer {
     writer_options opt;
     writer_counters *ctr;
     bool full_logged;
+    chunk_seal_ctx *ctx; /* memory reused from seal to seal */
 };
 
 static void sleep_ms(unsigned ms)
@@ -51,7 +52,7 @@ static void seal_one(struct sealer *s, const char *name)
     for (;;) {
         chunk_seal_report rep;
         int64_t t0 = writer_mono_ns();
-        int rc = chunk_seal(s->dirfd, name, 0, &rep);
+        int rc = chunk_seal_with(s->ctx, s->dirfd, name, 0, &rep);
         if (rc == 0) {
             if (s->full_logged)
                 log_info("space is back: sealing resumed");
@@ -149,12 +150,17 @@ int sealer_start(sealer **out, const writer_options *o, int dirfd, writer_counte
     s->opt = *o;
     s->dirfd = dirfd;
     s->ctr = ctr;
+    if (chunk_seal_ctx_new(&s->ctx) < 0) {
+        free(s);
+        return -ENOMEM;
+    }
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
     int rc = pthread_create(&s->thread, NULL, sealer_main, s);
     if (rc != 0) {
         pthread_mutex_destroy(&s->mu);
         pthread_cond_destroy(&s->cv);
+        chunk_seal_ctx_free(&s->ctx);
         free(s);
         return -rc;
     }
@@ -187,6 +193,7 @@ void sealer_stop(sealer **sp)
     pthread_join(s->thread, NULL);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
+    chunk_seal_ctx_free(&s->ctx);
     free(s);
     *sp = NULL;
 }
