@@ -204,6 +204,27 @@ void chunk_int_encode(wbuf *w, const uint64_t *x, size_t n, uint64_t *scratch)
     }
 }
 
+/* Reads one coded value: the prefix is looked up from the top byte of the
+ * bit buffer (tables built per stream), then its bits are taken. */
+static inline uint64_t get_coded(bitr *br, const uint8_t *pre_len, const uint8_t *width)
+{
+    if (br->avail < 57)
+        br_refill(br);
+    unsigned top = (unsigned)(br->buf >> 56);
+    unsigned pl = pre_len[top], w = width[top];
+    br->buf <<= pl;
+    br->avail -= pl;
+    if (w == 0)
+        return 0;
+    if (w <= br->avail) { /* after a refill at least 49 bits remain */
+        uint64_t z = br->buf >> (64 - w);
+        br->buf = w == 64 ? 0 : br->buf << w;
+        br->avail -= w;
+        return z;
+    }
+    return br_get64(br, w);
+}
+
 int chunk_int_decode(rbuf *r, size_t n, uint64_t *out)
 {
     if (n == 0)
@@ -237,31 +258,42 @@ int chunk_int_decode(rbuf *r, size_t n, uint64_t *out)
     bitr br;
     br_init(&br, r->p + r->pos, r->len - r->pos);
     r->pos = r->len;
-    const unsigned last = m - 1;
-    for (size_t i = start; i < n; i++) {
-        unsigned b;
-        if (last == 0) {
-            b = 0;
-        } else {
-            unsigned top = br_peek8(&br);
-            /* leading one bits of the 8-bit window; the low 24 bits of the
-             * complement are ones, so the count stops at 8 */
-            unsigned ones = (unsigned)__builtin_clz(~(top << 24));
-            if (ones >= last) {
-                b = last;
-                br_skip(&br, last);
-            } else {
-                b = ones;
-                br_skip(&br, ones + 1);
-            }
+
+    if (m == 1 && widths[0] == 0) {
+        /* every coded value is zero: constant steps, no bits to read */
+        for (size_t i = start; i < n; i++) {
+            x += q * mul;
+            out[i] = x;
         }
-        uint64_t z = br_get64(&br, widths[b]);
-        if (order == 1)
-            q = (uint64_t)unzigzag(z);
-        else
-            q += (uint64_t)unzigzag(z);
-        x += q * mul;
-        out[i] = x;
+        return 0;
+    }
+    /* prefix of each possible top byte: bucket j < m-1 is j ones and a
+     * zero, the last bucket m-1 ones */
+    uint8_t pre_len[256], width[256];
+    const unsigned last = m - 1;
+    for (unsigned t = 0; t < 256; t++) {
+        unsigned ones = (unsigned)__builtin_clz(~(t << 24));
+        unsigned b = ones >= last ? last : ones;
+        pre_len[t] = (uint8_t)(b == last ? last : b + 1);
+        width[t] = widths[b];
+    }
+    if (order == 1) {
+        for (size_t i = start; i < n; i++) {
+            x += (uint64_t)unzigzag(get_coded(&br, pre_len, width)) * mul;
+            out[i] = x;
+        }
+    } else if (mul == 1) {
+        for (size_t i = start; i < n; i++) {
+            q += (uint64_t)unzigzag(get_coded(&br, pre_len, width));
+            x += q;
+            out[i] = x;
+        }
+    } else {
+        for (size_t i = start; i < n; i++) {
+            q += (uint64_t)unzigzag(get_coded(&br, pre_len, width));
+            x += q * mul;
+            out[i] = x;
+        }
     }
     if (br_overrun(&br))
         return CHUNK_ECORRUPT;

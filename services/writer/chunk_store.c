@@ -314,12 +314,32 @@ static int read_file_tag(chunk_store *s, chunk_store_file *f, uint32_t tag, int6
     return 0;
 }
 
+/* Points of tag in [t_from, t_to] according to the indexes: one allocation
+ * for the whole result instead of growing it block by block. */
+static uint64_t expected_points(const chunk_store *s, uint32_t tag, int64_t t_from, int64_t t_to)
+{
+    uint64_t n = 0;
+    for (size_t i = 0; i < s->nfiles; i++) {
+        const chunk_store_file *f = &s->files[i];
+        if (!chunk_store_file_usable(f))
+            continue;
+        const chunk_index *ix = &f->scan.index;
+        for (size_t k = 0; k < ix->n; k++)
+            if (ix->e[k].tag_id == tag && ix->e[k].ts_max >= t_from && ix->e[k].ts_min <= t_to)
+                n += ix->e[k].points;
+    }
+    return n;
+}
+
 int chunk_store_read(chunk_store *s, uint32_t tag, int64_t t_from, int64_t t_to, unsigned fields,
                      chunk_series *out, chunk_read_stats *st)
 {
     chunk_read_stats local = {0};
     if (!st)
         st = &local;
+    uint64_t expect = expected_points(s, tag, t_from, t_to);
+    if (expect && chunk_series_reserve(out, (size_t)expect) < 0)
+        return CHUNK_ENOMEM;
     for (size_t i = 0; i < s->nfiles; i++) {
         chunk_store_file *f = &s->files[i];
         if (!chunk_store_file_usable(f))
