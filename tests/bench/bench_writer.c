@@ -58,7 +58,7 @@
 
 enum kind { K_TEMP, K_PRESSURE, K_FLOW, K_COUNTER, K_PUMP, K_SETPOINT, K_KINDS };
 static const char *const kind_names[K_KINDS] = {"temperature_0.01", "pressure_float32",
-                                                "flow_noisy",       "counter",
+                                                "flow_noisy_float32", "counter",
                                                 "pump_boolean",     "setpoint"};
 
 static enum kind kind_of(uint32_t tag)
@@ -121,10 +121,14 @@ static void gen_value(struct gen *g, uint32_t t, double *value, int64_t *raw)
         *raw = u;
         break;
     }
-    case K_FLOW:
-        *value = 120 + 5 * sin((double)g->poll / 60.0) + (unit() - 0.5) * 3;
-        *raw = (int64_t)llround(*value * 1000);
+    case K_FLOW: { /* a float32 register with measurement noise */
+        float f = (float)(120 + 5 * sin((double)g->poll / 60.0) + (unit() - 0.5) * 3);
+        uint32_t u;
+        memcpy(&u, &f, 4);
+        *value = f;
+        *raw = u;
         break;
+    }
     case K_COUNTER:
         *l += 3 + (double)(rnd() % 3);
         *value = floor(*l);

@@ -102,7 +102,7 @@ static void disk_full(bool force_pwrite)
     writer_pid = wtest_writer_spawn(segname, data, "full", log, extra);
     assert_true(wtest_writer_joined(seg, "full", 10000));
     wtest_producer p;
-    wtest_producer_start(&p, segname, TAGS, 20000, 60000);
+    wtest_producer_start(&p, segname, TAGS, 25000, 150000); /* several times the free space */
 
     /* the disk fills: the condition is logged, acknowledgments stop */
     int64_t deadline = shmtest_now_ms() + 60000;

@@ -22,6 +22,8 @@ struct wtest_shared {
     char segment[SHM_NAME_MAX + 1];
     uint32_t tags;
     uint64_t rate, total;
+    int error; /* why the producer stopped early, 0 if it did not */
+    char error_text[256];
 };
 
 shm_segment *wtest_segment(char *name, size_t len, uint32_t slot_count, uint32_t tags)
@@ -72,9 +74,14 @@ static int producer_main(void *arg)
     struct wtest_shared *sh = arg;
     shm_segment *seg = NULL;
     shm_producer *p = NULL;
-    if (shm_segment_open(sh->segment, NULL, SHM_OPEN_ATTACH, &seg) != 0 ||
-        shm_producer_open(seg, "wtest-producer", &p) != 0)
+    int orc = shm_segment_open(sh->segment, NULL, SHM_OPEN_ATTACH, &seg);
+    if (orc == 0)
+        orc = shm_producer_open(seg, "wtest-producer", &p);
+    if (orc != 0) {
+        sh->error = orc;
+        snprintf(sh->error_text, sizeof sh->error_text, "%s", shm_last_error());
         return 1;
+    }
     int64_t start = shmtest_now_ms();
     uint64_t put = 0;
     double level[1024] = {0};
@@ -104,8 +111,12 @@ static int producer_main(void *arg)
                 struct timespec w = {0, 200000};
                 nanosleep(&w, NULL);
             }
-            if (rc != 0)
+            if (rc != 0) {
+                sh->error = rc;
+                snprintf(sh->error_text, sizeof sh->error_text, "shm_put: %s", shm_last_error());
+                atomic_store(&sh->stop, 1);
                 break;
+            }
             if (put == 0)
                 atomic_store(&sh->first, seq);
             atomic_store(&sh->last, seq);
@@ -148,6 +159,8 @@ uint64_t wtest_producer_stop(wtest_producer *p, uint64_t *first_seq, uint64_t *l
 {
     atomic_store(&p->sh->stop, 1);
     shmtest_wait_pid(p->pid, 30000);
+    if (p->sh->error)
+        fprintf(stderr, "producer stopped early: %s\n", p->sh->error_text);
     if (first_seq)
         *first_seq = atomic_load(&p->sh->first);
     if (last_seq)
