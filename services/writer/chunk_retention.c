@@ -4,9 +4,10 @@
  *
  * "Oldest" is by the newest point a chunk holds (its footer), so a chunk is
  * deleted only when everything in it is past the limit; the byte budget
- * counts every chunk file of the directory (sealed, unsealed, damaged
- * copies) but only sealed ones are deleted: an unsealed chunk may be the one
- * a writer is appending to. Several writers may run retention on the same
+ * counts sealed and unsealed chunks but only sealed ones are deleted: an
+ * unsealed chunk may be the one a writer is appending to. The .damaged
+ * copies recovery keeps are evidence for an operator: neither counted nor
+ * deleted. Several writers may run retention on the same
  * directory at once; a file another one removed first is skipped.
  */
 #include "chunk_internal.h"
@@ -71,7 +72,7 @@ int chunk_retention(int dirfd, uint64_t max_age_s, uint64_t max_bytes, int64_t n
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {
         int kind = chunk_name_parse(de->d_name, NULL, NULL);
-        if (kind != CHUNK_NAME_SEALED && kind != CHUNK_NAME_OPEN && kind != CHUNK_NAME_DAMAGED)
+        if (kind != CHUNK_NAME_SEALED && kind != CHUNK_NAME_OPEN)
             continue;
         struct stat st;
         if (fstatat(dirfd, de->d_name, &st, 0) != 0)

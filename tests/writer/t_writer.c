@@ -262,6 +262,63 @@ static void test_fsync_failure_pwrite(void **state)
     fsync_failure(true);
 }
 
+/* Records that fail verification are counted and skipped; the rest stored. */
+static void test_invalid_records(void **state)
+{
+    (void)state;
+    char segname[64], data[256], log[512];
+    shm_segment *seg = wtest_segment(segname, sizeof segname, 1 << 12, TAGS);
+    shmtest_tmpdir(data, sizeof data);
+    snprintf(log, sizeof log, "%s/w1.log", data);
+    const char *extra[] = {"--batch-age-ms", "5", NULL};
+    pid_t w = wtest_writer_spawn(segname, data, "w1", log, extra);
+    assert_true(wtest_writer_joined(seg, "w1", 10000));
+    shm_producer *p;
+    assert_int_equal(shm_producer_open(seg, "bad-producer", &p), 0);
+    uint64_t good_first = 0, good_last = 0;
+    int bad = 0;
+    for (int i = 0; i < 1100; i++) {
+        uint8_t buf[SHM_TAG_VALUE_MAX];
+        uint32_t len;
+        if (i % 11 == 10) { /* garbage: not a TagValue */
+            for (size_t k = 0; k < 60; k++)
+                buf[k] = (uint8_t)wtest_rand();
+            len = 60;
+            bad++;
+        } else {
+            shm_tag_value v = {.timestamp_ns = 1767225600000000000ll + i, .tag_id = (uint32_t)i % TAGS,
+                               .value = 21.5, .quality = SHM_Q_GOOD};
+            len = (uint32_t)shm_tag_value_encode(&v, buf, sizeof buf);
+        }
+        uint64_t seq;
+        assert_int_equal(shm_put(p, buf, len, &seq), 0);
+        if (i % 11 != 10) {
+            good_first = good_first ? good_first : seq;
+            good_last = seq;
+        }
+    }
+    shm_producer_close(&p);
+    assert_true(wtest_wait_drained(seg, 30000));
+    assert_int_equal(wtest_writer_stop(w, 30000), 0);
+    assert_int_equal(counter_value(seg, "writer_invalid_records_total{writer=\"w1\"}"), bad);
+    assert_int_equal(counter_value(seg, "writer_points_total{writer=\"w1\"}"), 1100 - bad);
+    assert_true(wtest_count_in_file(log, "failed verification and was skipped") >= 1);
+    /* every valid record stored once, none of the garbage */
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s/chunks", data);
+    chunk_series got = {0};
+    uint64_t dropped;
+    chunk_store *s = wtest_read_all(dir, TAGS, &got, &dropped);
+    assert_int_equal(got.n, (size_t)(1100 - bad));
+    for (size_t i = 0; i < got.n; i++) {
+        assert_true(got.seq[i] >= good_first && got.seq[i] <= good_last);
+        assert_true((got.seq[i] - good_first + 1) % 11 != 0); /* not a garbage slot */
+    }
+    chunk_series_free(&got);
+    chunk_store_close(&s);
+    shm_segment_close(&seg);
+}
+
 static void test_same_name_refused(void **state)
 {
     (void)state;
@@ -496,6 +553,7 @@ int main(void)
         cmocka_unit_test(test_io_uring_denied),
         cmocka_unit_test(test_fsync_failure_uring),
         cmocka_unit_test(test_fsync_failure_pwrite),
+        cmocka_unit_test(test_invalid_records),
         cmocka_unit_test(test_same_name_refused),
         cmocka_unit_test(test_foreign_and_newer),
         cmocka_unit_test(test_permission_denied),
