@@ -206,7 +206,8 @@ void chunk_int_encode(wbuf *w, const uint64_t *x, size_t n, uint64_t *scratch)
 
 /* Reads one coded value: the prefix is looked up from the top byte of the
  * bit buffer (tables built per stream), then its bits are taken. */
-static inline uint64_t get_coded(bitr *br, const uint8_t *pre_len, const uint8_t *width)
+static inline __attribute__((always_inline)) uint64_t get_coded(bitr *br, const uint8_t *pre_len,
+                                                                  const uint8_t *width)
 {
     if (br->avail < 57)
         br_refill(br);
@@ -224,6 +225,46 @@ static inline uint64_t get_coded(bitr *br, const uint8_t *pre_len, const uint8_t
     }
     return br_get64(br, w);
 }
+
+/* The same when no bucket is wider than 49 bits (nearly every stream):
+ * after a refill the prefix (<= 7 bits) and the value fit the buffer, so
+ * there is no branch but the refill. */
+static inline __attribute__((always_inline)) uint64_t get_coded_small(bitr *br,
+                                                                        const uint8_t *pre_len,
+                                                                        const uint8_t *width)
+{
+    if (br->avail < 57)
+        br_refill(br);
+    unsigned top = (unsigned)(br->buf >> 56);
+    unsigned pl = pre_len[top], w = width[top];
+    uint64_t b = br->buf << pl;
+    uint64_t z = (b >> (63 - w)) >> 1; /* the top w bits; 0 when w is 0 */
+    br->buf = b << w;
+    br->avail -= pl + w;
+    return z;
+}
+
+#define DECODE_LOOPS(GET)                                                                      \
+    do {                                                                                       \
+        if (order == 1) {                                                                      \
+            for (size_t i = start; i < n; i++) {                                               \
+                x += (uint64_t)unzigzag(GET(&br, pre_len, width)) * mul;                       \
+                out[i] = x;                                                                    \
+            }                                                                                  \
+        } else if (mul == 1) {                                                                 \
+            for (size_t i = start; i < n; i++) {                                               \
+                q += (uint64_t)unzigzag(GET(&br, pre_len, width));                             \
+                x += q;                                                                        \
+                out[i] = x;                                                                    \
+            }                                                                                  \
+        } else {                                                                               \
+            for (size_t i = start; i < n; i++) {                                               \
+                q += (uint64_t)unzigzag(GET(&br, pre_len, width));                             \
+                x += q * mul;                                                                  \
+                out[i] = x;                                                                    \
+            }                                                                                  \
+        }                                                                                      \
+    } while (0)
 
 int chunk_int_decode(rbuf *r, size_t n, uint64_t *out)
 {
@@ -277,24 +318,10 @@ int chunk_int_decode(rbuf *r, size_t n, uint64_t *out)
         pre_len[t] = (uint8_t)(b == last ? last : b + 1);
         width[t] = widths[b];
     }
-    if (order == 1) {
-        for (size_t i = start; i < n; i++) {
-            x += (uint64_t)unzigzag(get_coded(&br, pre_len, width)) * mul;
-            out[i] = x;
-        }
-    } else if (mul == 1) {
-        for (size_t i = start; i < n; i++) {
-            q += (uint64_t)unzigzag(get_coded(&br, pre_len, width));
-            x += q;
-            out[i] = x;
-        }
-    } else {
-        for (size_t i = start; i < n; i++) {
-            q += (uint64_t)unzigzag(get_coded(&br, pre_len, width));
-            x += q * mul;
-            out[i] = x;
-        }
-    }
+    if (widths[m - 1] <= 49)
+        DECODE_LOOPS(get_coded_small);
+    else
+        DECODE_LOOPS(get_coded);
     if (br_overrun(&br))
         return CHUNK_ECORRUPT;
     return 0;

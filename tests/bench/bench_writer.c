@@ -300,6 +300,8 @@ static pid_t spawn_writer(const char *bin, const char *seg, const char *data, co
 struct durable_result {
     double points_per_s, final_seal_s, bytes_per_point, wal_bytes_per_point, cpu_ns_per_point;
     double ingest_cpu_ns_per_point; /* until every record was acknowledged */
+    uint64_t syncs;
+    double sync_ms_mean;
     uint64_t points;
     int ok;
 };
@@ -395,14 +397,24 @@ static struct durable_result durable(const char *writer_bin, int writers, uint64
     res.final_seal_s = seal_s;
     res.cpu_ns_per_point = cpu_s * 1e9 / (double)f.put; /* writers, every lap and the last seal */
     res.bytes_per_point = (double)dir_bytes(chunks, CHUNK_NAME_SEALED) / (double)f.put;
-    uint64_t wal = 0;
+    uint64_t wal = 0, syncs = 0, sync_ns = 0;
     for (int i = 0; i < writers; i++) {
         char cname[96];
         snprintf(cname, sizeof cname, "writer_bytes_total{writer=\"bench%d\"}", i + 1);
         struct find_counter fc = {cname, 0};
         shm_counter_foreach(seg, visit_counter, &fc);
         wal += fc.v;
+        snprintf(cname, sizeof cname, "writer_syncs_total{writer=\"bench%d\"}", i + 1);
+        fc = (struct find_counter){cname, 0};
+        shm_counter_foreach(seg, visit_counter, &fc);
+        syncs += fc.v;
+        snprintf(cname, sizeof cname, "writer_sync_ns_total{writer=\"bench%d\"}", i + 1);
+        fc = (struct find_counter){cname, 0};
+        shm_counter_foreach(seg, visit_counter, &fc);
+        sync_ns += fc.v;
     }
+    res.syncs = syncs;
+    res.sync_ms_mean = syncs ? (double)sync_ns / (double)syncs / 1e6 : 0;
     res.wal_bytes_per_point = (double)wal / (double)f.put;
     shm_segment_close(&seg);
     shm_segment_unlink(segname);
@@ -548,16 +560,26 @@ static void compression_cases(int quick)
     }
 }
 
+static uint64_t raw_bytes_scanned;
+
 /* Scans raw 24-byte records for one tag. */
 static double raw_scan(const char *path, uint32_t tag, uint64_t *found)
 {
     int64_t t0 = bench_now_ns();
     int fd = open(path, O_RDONLY);
-    static uint8_t buf[1 << 20];
+    static uint8_t buf[24 * 43690]; /* whole records per read */
     uint64_t n = 0;
     double sum = 0;
     ssize_t r;
+    uint64_t bytes = 0;
     while ((r = read(fd, buf, sizeof buf)) > 0) {
+        bytes += (uint64_t)r;
+        if (r % 24) { /* a short read mid-record: realign */
+            off_t back = r % 24;
+            lseek(fd, -back, SEEK_CUR);
+            r -= back;
+            bytes -= (uint64_t)back;
+        }
         for (ssize_t i = 0; i + 24 <= r; i += 24) {
             uint32_t t;
             memcpy(&t, buf + i + 8, 4);
@@ -571,6 +593,7 @@ static double raw_scan(const char *path, uint32_t tag, uint64_t *found)
     }
     close(fd);
     *found = n + (sum < -1e300); /* keeps the loop honest */
+    raw_bytes_scanned = bytes;
     return (double)(bench_now_ns() - t0) / 1e9;
 }
 
@@ -607,8 +630,9 @@ static void query_case(int quick)
         chunk_series_free(&out);
         chunk_store_close(&s);
         t[i] = (double)(bench_now_ns() - t0) / 1e9;
-        tb[i] = raw_scan(raw, tag, &base_got);
     }
+    for (int i = 0; i < runs; i++)
+        tb[i] = raw_scan(raw, tag, &base_got);
     double first = t[0];
     double q = bench_median(t, (size_t)runs), b = bench_median(tb, (size_t)runs);
     bench_json j;
@@ -622,6 +646,8 @@ static void query_case(int quick)
     bench_json_num(&j, "bytes_per_point", (double)dir_bytes(chunks, CHUNK_NAME_SEALED) / (double)points);
     bench_json_int(&j, "bytes_read", (int64_t)st.bytes_read);
     bench_json_num(&j, "baseline_points_per_s", (double)base_got / b);
+    bench_json_int(&j, "baseline_bytes", (int64_t)raw_bytes_scanned);
+    bench_json_int(&j, "baseline_points", (int64_t)base_got);
     bench_json_str(&j, "baseline", "scan of the day as raw 24-byte records");
     bench_json_num(&j, "ratio", ((double)got / q) / ((double)base_got / b));
     bench_json_int(&j, "runs", runs);
@@ -663,7 +689,8 @@ int bench_writer(int argc, char **argv)
     int status = 0;
     for (int writers = 1; writers <= 2 && (!only || strcmp(only, "durable") == 0); writers++) {
         int runs = quick ? 1 : 3;
-        double rate[8], seal_s[8], cpu[8], icpu[8], bpp = 0, wal = 0;
+        double rate[8], seal_s[8], cpu[8], icpu[8], bpp = 0, wal = 0, sync_ms = 0;
+        uint64_t syncs = 0;
         uint64_t points = 0;
         int ok = 1;
         for (int r = 0; r < runs; r++) {
@@ -674,6 +701,8 @@ int bench_writer(int argc, char **argv)
             icpu[r] = d.ingest_cpu_ns_per_point;
             bpp = d.bytes_per_point;
             wal = d.wal_bytes_per_point;
+            syncs = d.syncs;
+            sync_ms = d.sync_ms_mean;
             points = d.points;
             ok = ok && d.ok;
         }
@@ -688,6 +717,8 @@ int bench_writer(int argc, char **argv)
         bench_json_num(&j, "writer_cpu_ns_per_point", bench_median(icpu, (size_t)runs));
         bench_json_num(&j, "writer_cpu_ns_per_point_incl_seal", bench_median(cpu, (size_t)runs));
         bench_json_int(&j, "points", (int64_t)points);
+        bench_json_int(&j, "syncs", (int64_t)syncs);
+        bench_json_num(&j, "sync_ms_mean", sync_ms);
         bench_json_int(&j, "tags", tags);
         bench_json_int(&j, "writers", writers);
         bench_json_num(&j, "baseline_points_per_s", base);
