@@ -69,7 +69,8 @@ typedef struct ctl_group {
 typedef struct ctl_device_share {
     char name[CONFIG_NAME_MAX + 1]; /* config name, or the numeric id */
     uint32_t id;
-    double share; /* estimated share of the ring's slots held by this device */
+    double traffic; /* share of the newest records in the ring */
+    double share;   /* estimated share of the ring's slots held by this device */
     double value; /* share / device_quota */
 } ctl_device_share;
 

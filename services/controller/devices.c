@@ -4,9 +4,11 @@
  * The ring holds `used_slots` records not yet acknowledged by the slowest
  * group. Reading all of them every check would cost too much, so the newest
  * CTL_DEVICE_SAMPLE records are peeked (shm_ring_peek: a read-only copy,
- * seqlock-checked), decoded, and counted per device_id; a device's share of
- * the ring is its share of that sample times the ring's utilization. The
- * device source is the largest share divided by controller.device_quota.
+ * seqlock-checked), decoded, and counted per device_id: a device's `traffic`
+ * is its share of that sample (of recent traffic, also when the ring is
+ * drained), its `share` of the ring that traffic share times the ring's
+ * utilization. The device source is the largest share divided by
+ * controller.device_quota.
  * Records that fail verification are skipped (they belong to nobody).
  */
 #include "ctl.h"
@@ -57,14 +59,13 @@ void devices_update(controller *c, const ctl_settings *set, ctl_view *v)
     v->src.device_on = set->device_quota > 0;
     v->src.device = 0;
     v->src.device_name[0] = '\0';
-    if (!v->src.device_on || v->used_slots == 0)
+    if (!v->src.device_on)
         return;
     if (ensure_buffers(m, c->info.slot_payload) != 0) {
         log_warn("device shares: out of memory");
         return;
     }
-    uint32_t want = v->used_slots < CTL_DEVICE_SAMPLE ? (uint32_t)v->used_slots : CTL_DEVICE_SAMPLE;
-    int got = shm_ring_peek(c->seg, want, m->peek_records, m->peek_buf, m->peek_cap);
+    int got = shm_ring_peek(c->seg, CTL_DEVICE_SAMPLE, m->peek_records, m->peek_buf, m->peek_cap);
     if (got <= 0)
         return;
     enum { MAX_IDS = 256 }; /* distinct devices tallied; more are counted in `valid` only */
@@ -94,7 +95,8 @@ void devices_update(controller *c, const ctl_settings *set, ctl_view *v)
     for (int t = 0; t < n_tally && v->n_devices < CTL_MAX_DEVICES; t++) {
         ctl_device_share *d = &v->devices[v->n_devices++];
         d->id = tally[t].id;
-        d->share = (double)tally[t].count / valid * utilization;
+        d->traffic = (double)tally[t].count / valid;
+        d->share = d->traffic * utilization;
         d->value = d->share / set->device_quota;
         if (d->id < c->cfg->n_devices)
             snprintf(d->name, sizeof d->name, "%s", c->cfg->devices[d->id].name);

@@ -59,6 +59,7 @@ static const char *const builtin_families[] = {
     "shmbus_member_private_bytes",
     "shmbus_member_private_growth_bytes_per_second",
     "shmbus_device_ring_share_ratio",
+    "shmbus_device_traffic_ratio",
     NULL,
 };
 
@@ -178,6 +179,13 @@ static void render_pressure(controller *c, const ctl_view *v, strbuf *b)
         strbuf_puts(b, "shmbus_device_ring_share_ratio{device=\"");
         prom_label_value(b, v->devices[d].name);
         strbuf_printf(b, "\"} %.9g\n", v->devices[d].share);
+    }
+    family(b, "shmbus_device_traffic_ratio", "gauge",
+           "Each device's share of the newest records in the ring.");
+    for (int d = 0; d < v->n_devices; d++) {
+        strbuf_puts(b, "shmbus_device_traffic_ratio{device=\"");
+        prom_label_value(b, v->devices[d].name);
+        strbuf_printf(b, "\"} %.9g\n", v->devices[d].traffic);
     }
 }
 

@@ -115,8 +115,10 @@ json_t *view_pressure(controller *c)
     const ctl_settings *s = &c->set;
     json_t *devices = json_array();
     for (int d = 0; devices && d < v->n_devices; d++)
-        json_array_append_new(devices, json_pack("{s:s, s:f, s:f}", "device", v->devices[d].name,
-                                                 "share", ratio6(v->devices[d].share), "value",
+        json_array_append_new(devices, json_pack("{s:s, s:f, s:f, s:f}", "device",
+                                                 v->devices[d].name, "traffic",
+                                                 ratio6(v->devices[d].traffic), "share",
+                                                 ratio6(v->devices[d].share), "value",
                                                  ratio6(v->devices[d].value)));
     json_t *sources = json_pack(
         "{s:{s:f, s:o}, s:o, s:o, s:o}", "ring", "value", ratio6(v->src.ring), "group",
