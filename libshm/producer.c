@@ -18,7 +18,7 @@
  * slow producer from a dead one without timeouts deciding correctness.
  *
  * Under backpressure a slot is free once every group's tail has passed its
- * previous sequence, so taking it is a plain store. Under drop-oldest a
+ * previous sequence: the producer writes it without a BUSY stamp. Under drop-oldest a
  * previous-lap producer may still be writing the slot (it was preempted for a
  * whole lap), so the slot is taken with a compare-exchange, waiting briefly
  * for a live writer; a slot already taken by a newer lap is lost (counted).
@@ -126,14 +126,16 @@ static bool take_slot_drop_oldest(shm_producer *p, uint64_t s)
     }
 }
 
+/* Under backpressure no reader looks at a slot between its acknowledgement
+ * and its next commit, so the slot needs no BUSY stamp (one store less on a
+ * line the consumer polls); a dead writer is found through its HOLDING
+ * announcement instead. Only the length is reset, so an unset slot commits
+ * as a pad. */
 static void take_slot_backpressure(shm_producer *p, uint64_t s)
 {
     struct shm__slot *slot = shm__slot(p->seg, s);
     shm__store_relaxed(&slot->owner, (uint16_t)p->index);
     shm__store_relaxed(&slot->len, 0);
-    /* Release: owner is visible to whoever sees BUSY(s). No consumer reads
-     * the previous record any more (every group acknowledged it). */
-    shm__store_release(&slot->stamp, SHM__STAMP_BUSY(s));
 }
 
 /* Claims under backpressure: never past the slowest group's tail. Returns
@@ -184,12 +186,17 @@ int shm_claim(shm_producer *p, uint32_t n, shm_slots *c)
             shm__store_release(&me->claim_state, gen | SHM__CLAIM_IDLE);
             shm__fetch_add_relaxed(&seg->ctr->full_rejections, 1);
             shm__fetch_add_relaxed(&seg->ctr->overflow_events, 1);
-            shm__check_utilization(seg);
-            int64_t now = shm__mono_ns();
-            if (now - p->last_reclaim_ns > FULL_RECLAIM_EVERY_NS) {
-                /* A dead consumer may be holding the tail back. */
-                p->last_reclaim_ns = now;
-                shm_reclaim(seg, NULL);
+            /* A producer may retry at once: keep the refusal cheap and do
+             * the slower checks on every 64th only, so a spinning producer
+             * does not keep stealing the tail's cache line. */
+            if ((++p->full_streak & 63u) == 1u) {
+                shm__check_utilization(seg);
+                int64_t now = shm__mono_ns();
+                if (now - p->last_reclaim_ns > FULL_RECLAIM_EVERY_NS) {
+                    /* A dead consumer may be holding the tail back. */
+                    p->last_reclaim_ns = now;
+                    shm_reclaim(seg, NULL);
+                }
             }
             return shm__fail(SHM_EFULL, "segment %s: ring full", seg->name);
         }
@@ -198,6 +205,7 @@ int shm_claim(shm_producer *p, uint32_t n, shm_slots *c)
         first = shm__fetch_add_acq_rel(&seg->hdr->head, n);
         got = (int)n;
     }
+    p->full_streak = 0;
     shm__store_relaxed(&me->claim_seq, first);
     shm__store_relaxed(&me->claim_n, (uint32_t)got);
     shm__store_release(&me->claim_state, gen | SHM__CLAIM_HOLDING);

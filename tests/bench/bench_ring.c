@@ -123,8 +123,11 @@ static int produce(shm_segment *seg, const struct ring_case *rc, uint64_t n, int
         uint32_t want = n - done < CLAIM_BATCH ? (uint32_t)(n - done) : CLAIM_BATCH;
         shm_slots s;
         int got = shm_claim(p, want, &s);
-        if (got == SHM_EFULL)
+        if (got == SHM_EFULL) {
+            for (int i = 0; i < 16; i++)
+                __builtin_ia32_pause();
             continue;
+        }
         if (got < 0)
             return 1;
         for (int i = 0; i < got; i++) {
@@ -521,6 +524,14 @@ static double run_baseline_nng(uint64_t n, int check)
 
 /* ----------------------------------------------------------------- main */
 
+/* --case NAME runs NAME and 1p1c (the reference every ratio needs). */
+static const char *only_case;
+
+static int wanted(const char *name)
+{
+    return !only_case || strcmp(only_case, name) == 0 || strcmp(name, "1p1c") == 0;
+}
+
 static double median_of(double *v, int runs)
 {
     for (int i = 0; i < runs; i++)
@@ -560,8 +571,12 @@ int bench_ring(int argc, char **argv)
         {"1p1g2c", 1, 1, 2, 0, 0, SLOT_BYTES},
         {"1p1c_flatbuffers", 1, 1, 1, 1, 0, 128},
     };
+    only_case = bench_flag_value(argc, argv, "--case");
     double rate[5], v[16];
     for (size_t c = 0; c < 5; c++) {
+        rate[c] = 0;
+        if (!wanted(cases[c].name))
+            continue;
         uint64_t cn = cases[c].single_put ? n / 2 : n;
         for (int r = 0; r < runs; r++)
             v[r] = run_ring_case(&cases[c], cn, check);
@@ -571,21 +586,23 @@ int bench_ring(int argc, char **argv)
             return 1;
         }
     }
-    print_rate("1p1c", RECORD_BYTES, SLOT_BYTES, rate[0], runs, 0, NULL);
-    print_rate("1p1c_put", RECORD_BYTES, SLOT_BYTES, rate[1], runs, rate[0], "1p1c");
-    print_rate("2p2g", RECORD_BYTES, SLOT_BYTES, rate[2], runs, rate[0], "1p1c");
-    print_rate("1p1g2c", RECORD_BYTES, SLOT_BYTES, rate[3], runs, rate[0], "1p1c");
-    print_rate("1p1c_flatbuffers", 0, 128, rate[4], runs, rate[0], "1p1c");
+    for (size_t c = 0; c < 5; c++) {
+        if (wanted(cases[c].name))
+            print_rate(cases[c].name, cases[c].flatbuffers ? 0 : RECORD_BYTES, cases[c].slot_size,
+                       rate[c], runs, c == 0 ? 0 : rate[0], "1p1c");
+    }
 
     uint64_t samples = quick ? 50000 : 200000;
     double lat50[16], lat99[16];
+    bench_json j;
+    if (!wanted("latency"))
+        goto baselines;
     for (int r = 0; r < runs; r++) {
         if (run_latency(samples, &lat50[r], &lat99[r], check) < 0) {
             fprintf(stderr, "bench ring: latency failed\n");
             return 1;
         }
     }
-    bench_json j;
     bench_json_begin(&j, "ring", "latency");
     bench_json_int(&j, "record_bytes", RECORD_BYTES);
     bench_json_int(&j, "samples", (int64_t)samples);
@@ -595,6 +612,9 @@ int bench_ring(int argc, char **argv)
     bench_json_int(&j, "runs", runs);
     bench_json_end(&j);
 
+baselines:
+    if (only_case && strncmp(only_case, "baseline", 8) != 0)
+        return 0;
     for (int r = 0; r < runs; r++)
         v[r] = run_baseline_spsc(n, check);
     double spsc = median_of(v, runs);
