@@ -112,5 +112,21 @@ codes=$(curl -sS -o /dev/null -w '%{http_code} ' -d 'abc' "$URL/metrics" \
 curl -sS --max-time 5 -o /dev/null -H "X-Big: $(head -c 9000 "$T/big")" "$URL/healthz" 2>/dev/null || true
 [ "$(code GET /healthz)" = 200 ] || fail "not serving after an oversize header"
 
+# Concurrent readers (nng's HTTP threads, the control thread) while the
+# monitor keeps checking: every answer complete and valid. Under
+# ThreadSanitizer a data race stops the controller and fails the test.
+burst=()
+for i in 1 2 3; do
+  (for k in $(seq 1 15); do
+    get /metrics >/dev/null && get /api/members | jq -e .members >/dev/null && get /api/pressure >/dev/null || exit 1
+  done) &
+  burst+=("$!")
+done
+for k in $(seq 1 15); do
+  [ "$(req '{"cmd":"status"}' | jq -r .segment)" = "$SEG" ] || fail "status during the burst"
+done
+for p in "${burst[@]}"; do wait "$p" || fail "a concurrent reader failed"; done
+get /metrics | promtool check metrics || fail "promtool after the burst"
+
 stop_controller
 echo PASS
