@@ -18,6 +18,7 @@
 #include "log.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +52,20 @@ static void usage(FILE *f)
             "  --reset   replace the segment with a fresh one (refused while members live)\n"
             "  --force   with --reset: replace it even with live members\n"
             "Signals: SIGHUP reloads FILE; SIGTERM/SIGINT stop.\n");
+}
+
+/* Blocks (how = SIG_BLOCK) or unblocks the signals we handle in the calling
+ * thread. Blocked while the sockets and HTTP start, so every thread nng and
+ * the control plane create inherits the block and the signals always reach
+ * the main thread, whose sleep they cut short. */
+static void mask_signals(int how)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(how, &set, NULL);
 }
 
 static int install_signals(void)
@@ -185,6 +200,7 @@ int main(int argc, char **argv)
     if (ctl_create_groups(c, cfg) != 0)
         goto out_segment;
     ctl_counters_open(c);
+    mask_signals(SIG_BLOCK);
     int rv = events_open(&c->ev, c->events_url);
     if (rv != 0) {
         log_error("events: cannot listen on %s: %s", c->events_url, nng_strerror(rv));
@@ -198,6 +214,7 @@ int main(int argc, char **argv)
     }
     if (http_start(c, c->http_addr) != 0)
         goto out_control;
+    mask_signals(SIG_UNBLOCK);
     log_info("running: events %s, control %s, http %s, check every %u ms", c->events_url,
              c->control_url, c->http_addr, c->set.check_interval_ms);
 

@@ -113,4 +113,13 @@ cp "$T/c.yaml.good" "$T/c.yaml"
 
 stop_controller
 grep -q 'info: stopping' "$T/controller.log" || fail "no stop message"
+
+# SIGTERM ends even a long check interval at once (signals reach the main
+# thread, whose sleep they cut short).
+sed -i 's/^  required_roles: \[writer\]$/  required_roles: [writer]\n  check_interval_ms: 60000/' "$T/c.yaml"
+start_controller
+kill -TERM "$CTL"
+gone() { ! kill -0 "$CTL" 2>/dev/null; }
+check "SIGTERM during a 60 s check interval" wait_for 5 gone
+wait "$CTL" || fail "exit status after SIGTERM"
 echo PASS
