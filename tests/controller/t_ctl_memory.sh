@@ -25,7 +25,10 @@ jq -e '.growth_mb_per_min > 30 and .private_bytes > 0 and .rss_bytes >= .private
   >/dev/null || fail "member figures: $p"
 grep -q "leak watch: 'testpeer-grow' (pid $peer) private memory grows" "$T/controller.log" ||
   fail "leak warning not logged"
-grep -qx 'shmbus_controller_leak_warnings_total 1' <<<"$(get /metrics)" || fail "leak not counted"
+# (Counted once per growth spell: a peer slowed down by a busy machine may
+# make two spells of one.)
+grep -Eqx 'shmbus_controller_leak_warnings_total [1-9][0-9]*' <<<"$(get /metrics)" ||
+  fail "leak not counted"
 grep -Eq "^shmbus_member_private_growth_bytes_per_second\{member=\"testpeer-grow\",.*\} [0-9.e+]+$" \
   <<<"$(get /metrics)" || fail "growth metric missing"
 
