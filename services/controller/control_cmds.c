@@ -174,7 +174,8 @@ static const char *unknown_field(const struct command *cmd, json_t *req)
 {
     const char *key;
     json_t *value;
-    json_object_foreach(req, key, value) {
+    json_object_foreach(req, key, value)
+    {
         bool known = strcmp(key, "cmd") == 0;
         for (int i = 0; !known && cmd->fields[i]; i++)
             known = strcmp(key, cmd->fields[i]) == 0;

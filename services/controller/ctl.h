@@ -32,10 +32,10 @@
 
 #define CTL_MAX_MEMBERS 256 /* libshm's registry holds at most 256 */
 #define CTL_MAX_ROLES 16
-#define CTL_MAX_DEVICES 64  /* devices listed in the pressure view */
+#define CTL_MAX_DEVICES 64 /* devices listed in the pressure view */
 #define CTL_RATE_SAMPLES 128
-#define CTL_RATE_WINDOW_MS 10000 /* overflow rates are measured over this window */
-#define CTL_DEVICE_SAMPLE 4096   /* newest records sampled for device shares */
+#define CTL_RATE_WINDOW_MS 10000    /* overflow rates are measured over this window */
+#define CTL_DEVICE_SAMPLE 4096      /* newest records sampled for device shares */
 #define CTL_REQUEST_MAX (64 * 1024) /* largest control request or HTTP body accepted */
 #define CTL_ADDR_MAX 256
 
@@ -71,7 +71,7 @@ typedef struct ctl_device_share {
     uint32_t id;
     double traffic; /* share of the newest records in the ring */
     double share;   /* estimated share of the ring's slots held by this device */
-    double value; /* share / device_quota */
+    double value;   /* share / device_quota */
 } ctl_device_share;
 
 /* The pressure sources of one check, each a ratio (1 = a limit reached). */
@@ -103,9 +103,9 @@ typedef struct ctl_view {
     int n_devices;
     uint64_t device_sampled; /* records the last device sample looked at */
     ctl_sources src;
-    double value;       /* the largest source */
-    char source[16];    /* "ring", "device", "member", "system" */
-    int level;          /* enum pressure_level */
+    double value;    /* the largest source */
+    char source[16]; /* "ring", "device", "member", "system" */
+    int level;       /* enum pressure_level */
     int64_t level_since_ms;
     uint64_t transitions;
     uint64_t reclaimed; /* members the controller reclaimed since it started */
@@ -160,7 +160,7 @@ typedef struct monitor {
     int n_procs;
     mon_rate_sample rates[CTL_RATE_SAMPLES];
     uint32_t rate_head, rate_count;
-    uint64_t last_reclaimed; /* libshm's members_reclaimed after our last reclaim */
+    uint64_t last_reclaimed;  /* libshm's members_reclaimed after our last reclaim */
     shm_record *peek_records; /* device sampling */
     uint8_t *peek_buf;
     size_t peek_cap;
@@ -173,9 +173,9 @@ typedef struct http_server http_server;
 
 typedef struct controller {
     pthread_mutex_t lock;
-    config *cfg;          /* (L) replaced by reload */
-    ctl_settings set;     /* (L) */
-    ctl_view view;        /* (L) */
+    config *cfg;             /* (L) replaced by reload */
+    ctl_settings set;        /* (L) */
+    ctl_view view;           /* (L) */
     bool paused_by_operator; /* (L) */
     bool paused_by_pressure; /* (L) */
     int paused_applied;      /* (L) what the segment flag was last set to; -1 unknown */
@@ -188,8 +188,8 @@ typedef struct controller {
     char events_url[PATH_MAX + 16];
     char control_url[PATH_MAX + 16];
     char http_addr[CTL_ADDR_MAX];
-    int64_t started_ms;       /* monotonic */
-    int64_t started_wall_s;   /* epoch */
+    int64_t started_ms;     /* monotonic */
+    int64_t started_wall_s; /* epoch */
     ctl_counters counters;
     events *ev;
     nng_socket rep;
@@ -201,8 +201,8 @@ typedef struct controller {
 } controller;
 
 /* ---- time */
-int64_t ctl_now_ms(void);      /* CLOCK_MONOTONIC */
-int64_t ctl_wall_ns(void);     /* CLOCK_REALTIME */
+int64_t ctl_now_ms(void);  /* CLOCK_MONOTONIC */
+int64_t ctl_wall_ns(void); /* CLOCK_REALTIME */
 
 /* ---- setup.c: start-up, segment, groups, settings, reload */
 

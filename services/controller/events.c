@@ -70,8 +70,8 @@ static int publish(events *ev, json_t *msg)
 
 int events_pressure(events *ev, int level)
 {
-    return publish(ev, json_pack("{s:s, s:s}", "cmd", "pressure", "level",
-                                 pressure_level_name(level)));
+    return publish(ev,
+                   json_pack("{s:s, s:s}", "cmd", "pressure", "level", pressure_level_name(level)));
 }
 
 int events_pause(events *ev)

@@ -70,14 +70,22 @@ static enum route find_route(const char *uri)
 static const char *reason(uint16_t status)
 {
     switch (status) {
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 411: return "Length Required";
-    case 413: return "Payload Too Large";
-    case 503: return "Service Unavailable";
-    default: return "Internal Server Error";
+    case 200:
+        return "OK";
+    case 400:
+        return "Bad Request";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 411:
+        return "Length Required";
+    case 413:
+        return "Payload Too Large";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return "Internal Server Error";
     }
 }
 
@@ -90,7 +98,8 @@ static void respond(nng_aio *aio, uint16_t status, const char *type, const char 
         nng_aio_finish(aio, NNG_ENOMEM);
         return;
     }
-    if (nng_http_res_set_status(res, status) != 0 || nng_http_res_set_reason(res, reason(status)) != 0 ||
+    if (nng_http_res_set_status(res, status) != 0 ||
+        nng_http_res_set_reason(res, reason(status)) != 0 ||
         nng_http_res_set_header(res, "Content-Type", type) != 0 ||
         nng_http_res_set_header(res, "Cache-Control", "no-store") != 0 ||
         (status == 405 && nng_http_res_set_header(res, "Allow", "GET, HEAD") != 0) ||
@@ -181,16 +190,26 @@ static void handle(nng_aio *aio)
     }
     bool healthy = true;
     switch (r) {
-    case R_BUFFER: respond_json(aio, 200, view_buffer(c), has_body); break;
-    case R_MEMBERS: respond_json(aio, 200, view_members(c), has_body); break;
-    case R_PRESSURE: respond_json(aio, 200, view_pressure(c), has_body); break;
+    case R_BUFFER:
+        respond_json(aio, 200, view_buffer(c), has_body);
+        break;
+    case R_MEMBERS:
+        respond_json(aio, 200, view_members(c), has_body);
+        break;
+    case R_PRESSURE:
+        respond_json(aio, 200, view_pressure(c), has_body);
+        break;
     case R_HEALTH: {
         json_t *doc = view_health(c, &healthy);
         respond_json(aio, healthy ? 200 : 503, doc, has_body);
         break;
     }
-    case R_METRICS: serve_metrics(c, aio, has_body); break;
-    default: respond_error(aio, 404, "not found", has_body); break;
+    case R_METRICS:
+        serve_metrics(c, aio, has_body);
+        break;
+    default:
+        respond_error(aio, 404, "not found", has_body);
+        break;
     }
 }
 

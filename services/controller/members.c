@@ -21,11 +21,16 @@
 const char *ctl_role_name(uint32_t role)
 {
     switch (role) {
-    case SHM_ROLE_PRODUCER: return "producer";
-    case SHM_ROLE_CONSUMER: return "consumer";
-    case SHM_ROLE_CONTROLLER: return "controller";
-    case SHM_ROLE_OBSERVER: return "observer";
-    default: return "none";
+    case SHM_ROLE_PRODUCER:
+        return "producer";
+    case SHM_ROLE_CONSUMER:
+        return "consumer";
+    case SHM_ROLE_CONTROLLER:
+        return "controller";
+    case SHM_ROLE_OBSERVER:
+        return "observer";
+    default:
+        return "none";
     }
 }
 
@@ -45,8 +50,8 @@ static mon_known *find_known(monitor *m, const shm_member_stats *s)
 
 static void describe(char *buf, size_t len, const mon_known *k)
 {
-    snprintf(buf, len, "member %u '%s' (%s%s%s, pid %d)", k->index, k->name,
-             ctl_role_name(k->role), k->group[0] ? " of group " : "", k->group, (int)k->pid);
+    snprintf(buf, len, "member %u '%s' (%s%s%s, pid %d)", k->index, k->name, ctl_role_name(k->role),
+             k->group[0] ? " of group " : "", k->group, (int)k->pid);
 }
 
 static void note_death(controller *c, mon_known *k, const char *how)

@@ -89,8 +89,7 @@ static void group_sample(strbuf *b, const char *name, const char *group, const c
 }
 
 /* name{member="x",slot="n",pid="p",group="g"} */
-static void member_sample(strbuf *b, const char *name, const shm_member_stats *s,
-                          const char *value)
+static void member_sample(strbuf *b, const char *name, const shm_member_stats *s, const char *value)
 {
     strbuf_printf(b, "%s{member=\"", name);
     prom_label_value(b, s->name);
@@ -199,7 +198,8 @@ static void render_groups(controller *c, const ctl_view *v, strbuf *b)
         {"shmbus_group_members", "gauge", "Live members of the group."},
         {"shmbus_group_orphaned_batches", "gauge", "Batches of dead members awaiting re-delivery."},
         {"shmbus_group_consumed_records_total", "counter", "Records delivered to the group."},
-        {"shmbus_group_lost_records_total", "counter", "Records overwritten before the group read them."},
+        {"shmbus_group_lost_records_total", "counter",
+         "Records overwritten before the group read them."},
         {"shmbus_group_loss_events_total", "counter", "Times the group lost records."},
         {"shmbus_group_redelivered_records_total", "counter",
          "Records re-delivered after a member died."},
@@ -213,17 +213,39 @@ static void render_groups(controller *c, const ctl_view *v, strbuf *b)
             const shm_group_stats *s = &v->groups[g].s;
             char val[32];
             switch (f) {
-            case 0: snprintf(val, sizeof val, "%" PRIu64, s->lag); break;
-            case 1: snprintf(val, sizeof val, "%.9g", s->utilization); break;
-            case 2: snprintf(val, sizeof val, "%u", s->members); break;
-            case 3: snprintf(val, sizeof val, "%u", s->orphans); break;
-            case 4: snprintf(val, sizeof val, "%" PRIu64, s->consumed); break;
-            case 5: snprintf(val, sizeof val, "%" PRIu64, s->lost); break;
-            case 6: snprintf(val, sizeof val, "%" PRIu64, s->lost_events); break;
-            case 7: snprintf(val, sizeof val, "%" PRIu64, s->redelivered); break;
-            case 8: snprintf(val, sizeof val, "%" PRIu64, s->batches); break;
-            case 9: snprintf(val, sizeof val, "%" PRIu64, s->invalid); break;
-            default: snprintf(val, sizeof val, "%" PRIu64, s->padded); break;
+            case 0:
+                snprintf(val, sizeof val, "%" PRIu64, s->lag);
+                break;
+            case 1:
+                snprintf(val, sizeof val, "%.9g", s->utilization);
+                break;
+            case 2:
+                snprintf(val, sizeof val, "%u", s->members);
+                break;
+            case 3:
+                snprintf(val, sizeof val, "%u", s->orphans);
+                break;
+            case 4:
+                snprintf(val, sizeof val, "%" PRIu64, s->consumed);
+                break;
+            case 5:
+                snprintf(val, sizeof val, "%" PRIu64, s->lost);
+                break;
+            case 6:
+                snprintf(val, sizeof val, "%" PRIu64, s->lost_events);
+                break;
+            case 7:
+                snprintf(val, sizeof val, "%" PRIu64, s->redelivered);
+                break;
+            case 8:
+                snprintf(val, sizeof val, "%" PRIu64, s->batches);
+                break;
+            case 9:
+                snprintf(val, sizeof val, "%" PRIu64, s->invalid);
+                break;
+            default:
+                snprintf(val, sizeof val, "%" PRIu64, s->padded);
+                break;
             }
             group_sample(b, fams[f].name, s->name, val);
         }
@@ -274,10 +296,18 @@ static void render_members(controller *c, const ctl_view *v, strbuf *b)
             const shm_member_stats *s = &m->s;
             char val[32];
             switch (f) {
-            case 0: snprintf(val, sizeof val, "%" PRIu64, s->records); break;
-            case 1: snprintf(val, sizeof val, "%" PRIu64, s->batches); break;
-            case 2: snprintf(val, sizeof val, "%" PRIu64, s->bytes); break;
-            case 3: snprintf(val, sizeof val, "%u", s->batches_held); break;
+            case 0:
+                snprintf(val, sizeof val, "%" PRIu64, s->records);
+                break;
+            case 1:
+                snprintf(val, sizeof val, "%" PRIu64, s->batches);
+                break;
+            case 2:
+                snprintf(val, sizeof val, "%" PRIu64, s->bytes);
+                break;
+            case 3:
+                snprintf(val, sizeof val, "%u", s->batches_held);
+                break;
             case 4:
                 snprintf(val, sizeof val, "%.3f",
                          s->heartbeat_ns > 0 && wall > s->heartbeat_ns

@@ -44,8 +44,8 @@ void ctl_apply_pause_locked(controller *c)
     shm_set_paused(c->seg, want);
     c->paused_applied = want;
     if (want) {
-        log_warn("producers paused (%s)", c->paused_by_operator ? "by the operator"
-                                                                 : "critical memory pressure");
+        log_warn("producers paused (%s)",
+                 c->paused_by_operator ? "by the operator" : "critical memory pressure");
         events_pause(c->ev);
     } else {
         log_info("producers resumed");
@@ -101,14 +101,14 @@ static void update_rates(monitor *m, ctl_view *v, int64_t now)
     /* The oldest sample still inside the window. */
     const mon_rate_sample *old = s;
     for (uint32_t k = 1; k < m->rate_count; k++) {
-        const mon_rate_sample *o = &m->rates[(m->rate_head + CTL_RATE_SAMPLES - 1 - k) %
-                                             CTL_RATE_SAMPLES];
+        const mon_rate_sample *o =
+            &m->rates[(m->rate_head + CTL_RATE_SAMPLES - 1 - k) % CTL_RATE_SAMPLES];
         if (now - o->t_ms > CTL_RATE_WINDOW_MS)
             break;
         old = o;
     }
-    uint64_t attempts = (s->records_put - old->records_put) +
-                        (s->full_rejections - old->full_rejections);
+    uint64_t attempts =
+        (s->records_put - old->records_put) + (s->full_rejections - old->full_rejections);
     uint64_t overflows = s->overflow_events - old->overflow_events;
     v->overflow_rate_pct = attempts ? 100.0 * (double)overflows / (double)attempts : 0.0;
     if (v->overflow_rate_pct > 100.0)

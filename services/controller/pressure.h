@@ -21,8 +21,9 @@ enum pressure_level {
 #define PRESSURE_LEVELS 5
 
 typedef struct pressure_thresholds {
-    double enter[PRESSURE_LEVELS]; /* enter[L]: value at which level L is entered (enter[0] unused) */
-    double hysteresis;             /* a level is left only below enter[L] - hysteresis */
+    double
+        enter[PRESSURE_LEVELS]; /* enter[L]: value at which level L is entered (enter[0] unused) */
+    double hysteresis;          /* a level is left only below enter[L] - hysteresis */
 } pressure_thresholds;
 
 /* "none", "low", "moderate", "high", "critical"; "unknown" out of range. */

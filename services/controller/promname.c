@@ -31,8 +31,11 @@ static bool put(char *buf, size_t cap, size_t *len, const char *s, size_t n)
 /* Length of the valid UTF-8 sequence at s (n bytes left), or 0. */
 static size_t utf8_len(const unsigned char *s, size_t n)
 {
-    size_t len = s[0] < 0x80 ? 1 : (s[0] & 0xe0) == 0xc0 ? 2 : (s[0] & 0xf0) == 0xe0 ? 3
-                 : (s[0] & 0xf8) == 0xf0 ? 4 : 0;
+    size_t len = s[0] < 0x80             ? 1
+                 : (s[0] & 0xe0) == 0xc0 ? 2
+                 : (s[0] & 0xf0) == 0xe0 ? 3
+                 : (s[0] & 0xf8) == 0xf0 ? 4
+                                         : 0;
     if (len == 0 || len > n || (len == 2 && s[0] < 0xc2) || (len == 4 && s[0] > 0xf4))
         return 0;
     for (size_t i = 1; i < len; i++)
@@ -210,7 +213,8 @@ int prom_counter_name(const char *in, bool is_counter, char *family, size_t flen
         size_t len = 0;
         labels[0] = '\0';
         if (!put(labels, llen, &len, "raw_labels=\"", 12) ||
-            !put_escaped(labels, llen, &len, brace, strlen(brace)) || !put(labels, llen, &len, "\"", 1))
+            !put_escaped(labels, llen, &len, brace, strlen(brace)) ||
+            !put(labels, llen, &len, "\"", 1))
             return -1;
         return 1;
     }

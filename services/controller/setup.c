@@ -123,8 +123,8 @@ int ctl_take_lock(controller *c, const char *segment)
         log_error("run directory %s: %s", c->run_dir, strerror(-rc));
         return -1;
     }
-    if (snprintf(c->lock_path, sizeof c->lock_path, "%s/%s.controller.lock", c->run_dir,
-                 segment) >= (int)sizeof c->lock_path) {
+    if (snprintf(c->lock_path, sizeof c->lock_path, "%s/%s.controller.lock", c->run_dir, segment) >=
+        (int)sizeof c->lock_path) {
         log_error("run directory %s: path too long", c->run_dir);
         return -1;
     }
@@ -138,8 +138,8 @@ int ctl_take_lock(controller *c, const char *segment)
         ssize_t n = pread(c->lock_fd, who, sizeof who - 1, 0);
         who[n > 0 ? n : 0] = '\0';
         who[strcspn(who, "\n")] = '\0';
-        log_error("another controller holds %s (pid %s); one controller per segment",
-                  c->lock_path, who[0] ? who : "unknown");
+        log_error("another controller holds %s (pid %s); one controller per segment", c->lock_path,
+                  who[0] ? who : "unknown");
         close(c->lock_fd);
         c->lock_fd = -1;
         return -1;
@@ -165,7 +165,7 @@ int ctl_open_segment(controller *c, const config *cfg, bool reset, bool force)
         .slot_size = cfg->segment.slot_size,
         .slot_count = cfg->segment.slot_count,
         .policy = cfg->segment.policy == CONFIG_POLICY_DROP_OLDEST ? SHM_POLICY_DROP_OLDEST
-                                                                    : SHM_POLICY_BACKPRESSURE,
+                                                                   : SHM_POLICY_BACKPRESSURE,
         .max_members = cfg->segment.max_members,
         .catalog_capacity = cfg->segment.catalog_capacity,
         .counter_capacity = cfg->segment.counter_capacity,

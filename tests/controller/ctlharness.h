@@ -24,7 +24,8 @@ typedef struct ctlh {
 /* Prepares dir, segment name, port and a config whose segment section is
  * `segment_extra` (YAML lines, indented two spaces) and controller section
  * `controller_extra`. */
-void ctlh_init(ctlh *h, const char *prefix, const char *segment_extra, const char *controller_extra);
+void ctlh_init(ctlh *h, const char *prefix, const char *segment_extra,
+               const char *controller_extra);
 
 /* Starts the controller (extra_arg may be NULL) and waits until it logs that
  * it runs (segment, groups, sockets and HTTP all up). Returns the pid, or -1

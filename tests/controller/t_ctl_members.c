@@ -11,10 +11,13 @@
  *  - a second controller for the same segment is refused;
  *  - an operator pause survives a controller restart.
  */
+/* cmocka needs these first, in this order */
+/* clang-format off */
 #include <stdarg.h>
 #include <setjmp.h>
 #include <stddef.h>
 #include <cmocka.h>
+/* clang-format on */
 
 #include "ctlharness.h"
 #include "shmtest.h"
@@ -230,8 +233,8 @@ static int nngcat_request(const ctlh *h, const char *json)
     char url[PATH_MAX + 32], out[PATH_MAX];
     snprintf(url, sizeof url, "ipc://%s/run/%s.control", h->dir, h->segment);
     snprintf(out, sizeof out, "%s/nngcat.out", h->dir);
-    char *argv[] = {"/usr/bin/nngcat", "--req",  "--dial", url, "--data", (char *)json,
-                    "--quoted",        "--recv-timeout", "5", NULL};
+    char *argv[] = {"/usr/bin/nngcat", "--req",    "--dial",         url, "--data",
+                    (char *)json,      "--quoted", "--recv-timeout", "5", NULL};
     pid_t p = shmtest_spawn(argv, out);
     return shmtest_wait_pid(p, 10000);
 }

@@ -5,10 +5,13 @@
  * the control-request handler fed good, bad and random input against a real
  * segment (every answer must be a JSON object; bad ones carry "error").
  */
+/* cmocka needs these first, in this order */
+/* clang-format off */
 #include <stdarg.h>
 #include <setjmp.h>
 #include <stddef.h>
 #include <cmocka.h>
+/* clang-format on */
 
 #include "control.h"
 #include "ctl.h"
@@ -140,8 +143,8 @@ static void test_statm_and_psi(void **state)
     assert_int_equal(r.shared_bytes, 100 * 4096);
     assert_int_equal(r.private_bytes, 200 * 4096);
     assert_int_equal(procmem_parse_statm("garbage", 4096, &r), -EINVAL);
-    assert_int_equal(procmem_parse_statm("10 20 5", 4096, &r), -EINVAL);  /* resident > size */
-    assert_int_equal(procmem_parse_statm("10 5 6", 4096, &r), -EINVAL);   /* shared > resident */
+    assert_int_equal(procmem_parse_statm("10 20 5", 4096, &r), -EINVAL); /* resident > size */
+    assert_int_equal(procmem_parse_statm("10 5 6", 4096, &r), -EINVAL);  /* shared > resident */
     assert_int_equal(procmem_read_rss(getpid(), &r), 0);
     assert_true(r.resident_bytes > 0);
     assert_int_equal(procmem_read_rss(0x7ffffff0, &r), -ENOENT);
@@ -175,8 +178,8 @@ static void expect_name(const char *in, bool counter, int rc, const char *family
 
 static void test_prometheus_names(void **state)
 {
-    expect_name("poller_requests_total{device=\"plc1\"}", true, 0,
-                "shmbus_poller_requests_total", "device=\"plc1\"");
+    expect_name("poller_requests_total{device=\"plc1\"}", true, 0, "shmbus_poller_requests_total",
+                "device=\"plc1\"");
     expect_name("shmbus_x_total", true, 0, "shmbus_x_total", "");
     expect_name("poller_requests", true, 0, "shmbus_poller_requests_total", "");
     expect_name("temperature_celsius", false, 0, "shmbus_temperature_celsius", "");
@@ -190,10 +193,10 @@ static void test_prometheus_names(void **state)
     expect_name("a{x=1}", false, 1, "shmbus_a", "raw_labels=\"{x=1}\"");
     expect_name("a{x=\"1\"} trailing", false, 1, "shmbus_a",
                 "raw_labels=\"{x=\\\"1\\\"} trailing\"");
-    expect_name("a{x=\"unterminated", false, 1, "shmbus_a",
-                "raw_labels=\"{x=\\\"unterminated\"");
+    expect_name("a{x=\"unterminated", false, 1, "shmbus_a", "raw_labels=\"{x=\\\"unterminated\"");
     expect_name("{x=\"1\"}", false, 1, "shmbus_unnamed", "x=\"1\"");
-    expect_name("caf\xc3\xa9{n=\"caf\xc3\xa9 \xff\"}", false, 1, "shmbus_caf__", "n=\"caf\xc3\xa9 ?\"");
+    expect_name("caf\xc3\xa9{n=\"caf\xc3\xa9 \xff\"}", false, 1, "shmbus_caf__",
+                "n=\"caf\xc3\xa9 ?\"");
     expect_name("a{x=\"\\q\"}", false, 1, "shmbus_a", "raw_labels=\"{x=\\\"\\\\q\\\"}\"");
     char long_name[400];
     memset(long_name, 'a', sizeof long_name - 1);
