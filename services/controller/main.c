@@ -26,21 +26,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static volatile sig_atomic_t stop_requested;
-static volatile sig_atomic_t reload_requested;
-
-static void on_stop(int sig)
-{
-    (void)sig;
-    stop_requested = 1;
-}
-
-static void on_hup(int sig)
-{
-    (void)sig;
-    reload_requested = 1;
-}
-
 static void usage(FILE *f)
 {
     fprintf(f,
@@ -54,31 +39,28 @@ static void usage(FILE *f)
             "Signals: SIGHUP reloads FILE; SIGTERM/SIGINT stop.\n");
 }
 
-/* Blocks (how = SIG_BLOCK) or unblocks the signals we handle in the calling
- * thread. Blocked while the sockets and HTTP start, so every thread nng and
- * the control plane create inherits the block and the signals always reach
- * the main thread, whose sleep they cut short. */
-static void mask_signals(int how)
+/* SIGTERM, SIGINT and SIGHUP are blocked in every thread (the mask is set
+ * before any thread exists and inherited) and taken synchronously by the
+ * check loop with sigtimedwait(), which is also its sleep: no asynchronous
+ * handler, nothing to make async-signal-safe, and a stop or reload is acted
+ * on at once whatever the check interval. */
+static void handled_signals(sigset_t *set)
 {
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGHUP);
-    pthread_sigmask(how, &set, NULL);
+    sigemptyset(set);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGHUP);
 }
 
-static int install_signals(void)
+static int setup_signals(void)
 {
+    sigset_t set;
+    handled_signals(&set);
+    if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0)
+        return -1;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sigemptyset(&sa.sa_mask);
-    sa.sa_handler = on_stop;
-    if (sigaction(SIGTERM, &sa, NULL) != 0 || sigaction(SIGINT, &sa, NULL) != 0)
-        return -1;
-    sa.sa_handler = on_hup;
-    if (sigaction(SIGHUP, &sa, NULL) != 0)
-        return -1;
     sa.sa_handler = SIG_IGN;
     return sigaction(SIGPIPE, &sa, NULL);
 }
@@ -103,22 +85,29 @@ static void adopt_segment_state(controller *c)
     pthread_mutex_unlock(&c->lock);
 }
 
-static void sleep_until(int64_t deadline_ms)
+/* Waits for a handled signal until deadline_ms (monotonic). Returns the
+ * signal, or 0 when the deadline passed. */
+static int wait_signal_until(const sigset_t *set, int64_t deadline_ms)
 {
-    struct timespec ts = {.tv_sec = deadline_ms / 1000, .tv_nsec = (deadline_ms % 1000) * 1000000};
-    /* EINTR (a signal) ends the sleep early: the loop then looks at the flags. */
-    clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+    for (;;) {
+        int64_t left = deadline_ms - ctl_now_ms();
+        if (left <= 0)
+            return 0;
+        struct timespec ts = {.tv_sec = left / 1000, .tv_nsec = (left % 1000) * 1000000};
+        int sig = sigtimedwait(set, NULL, &ts);
+        if (sig > 0)
+            return sig;
+        if (errno != EINTR && errno != EAGAIN)
+            return 0;
+    }
 }
 
 static void run(controller *c)
 {
+    sigset_t set;
+    handled_signals(&set);
     int64_t next = ctl_now_ms();
-    while (!stop_requested) {
-        if (reload_requested) {
-            reload_requested = 0;
-            char err[4096];
-            ctl_reload(c, "SIGHUP", err, sizeof err);
-        }
+    for (;;) {
         monitor_tick(c);
         pthread_mutex_lock(&c->lock);
         uint32_t interval = c->set.check_interval_ms;
@@ -127,8 +116,15 @@ static void run(controller *c)
         int64_t now = ctl_now_ms();
         if (next < now - (int64_t)interval) /* fell behind (suspend, overload): do not burst */
             next = now;
-        while (!stop_requested && !reload_requested && ctl_now_ms() < next)
-            sleep_until(next);
+        int sig;
+        while ((sig = wait_signal_until(&set, next)) != 0) {
+            if (sig != SIGHUP) {
+                log_info("%s received", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+                return;
+            }
+            char err[4096];
+            ctl_reload(c, "SIGHUP", err, sizeof err);
+        }
     }
 }
 
@@ -157,7 +153,7 @@ int main(int argc, char **argv)
         return 2;
     }
     log_init("controller");
-    if (install_signals() != 0) {
+    if (setup_signals() != 0) {
         log_error("cannot install signal handlers: %s", strerror(errno));
         return 1;
     }
@@ -200,7 +196,6 @@ int main(int argc, char **argv)
     if (ctl_create_groups(c, cfg) != 0)
         goto out_segment;
     ctl_counters_open(c);
-    mask_signals(SIG_BLOCK);
     int rv = events_open(&c->ev, c->events_url);
     if (rv != 0) {
         log_error("events: cannot listen on %s: %s", c->events_url, nng_strerror(rv));
@@ -214,7 +209,6 @@ int main(int argc, char **argv)
     }
     if (http_start(c, c->http_addr) != 0)
         goto out_control;
-    mask_signals(SIG_UNBLOCK);
     log_info("running: events %s, control %s, http %s, check every %u ms", c->events_url,
              c->control_url, c->http_addr, c->set.check_interval_ms);
 

@@ -114,8 +114,8 @@ cp "$T/c.yaml.good" "$T/c.yaml"
 stop_controller
 grep -q 'info: stopping' "$T/controller.log" || fail "no stop message"
 
-# SIGTERM ends even a long check interval at once (signals reach the main
-# thread, whose sleep they cut short).
+# SIGTERM ends even a long check interval at once (the check loop sleeps in
+# sigtimedwait, so a signal ends the sleep).
 sed -i 's/^  required_roles: \[writer\]$/  required_roles: [writer]\n  check_interval_ms: 60000/' "$T/c.yaml"
 start_controller
 kill -TERM "$CTL"
