@@ -44,6 +44,7 @@ struct shm_producer {
     uint32_t index;      /* registry slot */
     uint64_t cached_tail; /* backpressure: last min tail seen */
     uint32_t commits;    /* for periodic utilization checks */
+    uint32_t full_streak; /* consecutive refused claims */
     int64_t last_reclaim_ns;
     int64_t last_heartbeat_ns;
     uint8_t *scratch;    /* payload-sized sink for writes to lapped slots */

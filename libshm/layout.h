@@ -102,8 +102,11 @@ struct shm__header {
     /* Highest member slot index ever used + 1: scans stop there. */
     alignas(SHM__HOT_LINE) _Atomic uint32_t members_used;
     _Atomic uint32_t groups_mask; /* bit g set when group g is active */
+    /* Serialises group creation (rare): 0, or the pid of the holder; a lock
+     * held by a dead pid is taken over. */
+    _Atomic int32_t group_lock;
 
-    uint8_t reserved1[SHM__HEADER_SIZE - 648];
+    uint8_t reserved1[SHM__HEADER_SIZE - 652];
 };
 _Static_assert(sizeof(struct shm__header) == SHM__HEADER_SIZE, "header is one 4 KiB page");
 _Static_assert(offsetof(struct shm__header, layout_version) == 8, "layout_version at 8");
@@ -155,7 +158,8 @@ struct shm__group {
     alignas(SHM__LINE) _Atomic uint64_t redelivered;
     alignas(SHM__LINE) _Atomic uint64_t batches;
     alignas(SHM__LINE) _Atomic uint64_t invalid;
-    alignas(SHM__LINE) uint8_t reserved1[SHM__LINE * 3];
+    alignas(SHM__LINE) _Atomic uint64_t padded; /* slots of dead producers skipped */
+    alignas(SHM__LINE) uint8_t reserved1[SHM__LINE * 2];
 };
 _Static_assert(sizeof(struct shm__group) == 1024, "group: 1 KiB");
 _Static_assert(offsetof(struct shm__group, next) == 128, "group.next at 128");
@@ -163,11 +167,15 @@ _Static_assert(offsetof(struct shm__group, tail) == 256, "group.tail at 256");
 
 /* ------------------------------------------------------ member registry */
 
+/* The claim word is (generation << 8) | state; the owner bumps the
+ * generation on every claim so a reader can tell a consistent snapshot of
+ * (state, claim_seq, claim_n) by reading the word before and after. */
 enum shm__claim_state {
     SHM__CLAIM_IDLE = 0,
     SHM__CLAIM_CLAIMING = 1, /* about to take sequence numbers: range unknown yet */
     SHM__CLAIM_HOLDING = 2,  /* holds [claim_seq, claim_seq + claim_n) */
 };
+#define SHM__CLAIM_KIND(w) ((w)&0xffu)
 
 /* Batch entry states. The low byte is the state; for TAKEN the upper bits
  * hold the registry index + 1 of the member that took the orphan over. */
@@ -219,7 +227,11 @@ struct shm__member {
     /* Consumer batches held. */
     alignas(SHM__LINE) struct shm__batch_entry batch[SHM_MEMBER_BATCHES];
 };
+/* While joining, the state word is JOINING | (pid << 8), so a reclaimer can
+ * tell whether the joiner still lives before the pid field is written. */
 #define SHM__MEMBER_JOINING 3u
+#define SHM__MEMBER_KIND(st) ((st)&0xffu)
+#define SHM__MEMBER_JOINER(st) ((int32_t)((st) >> 8))
 _Static_assert(sizeof(struct shm__member) == 768, "member: 768 bytes");
 _Static_assert(offsetof(struct shm__member, claim_state) == 128, "member.claim_state at 128");
 _Static_assert(offsetof(struct shm__member, batch) == 256, "member.batch at 256");

@@ -226,9 +226,10 @@ typedef struct shm_slots {
     uint32_t count;     /* slots claimed */
     uint32_t payload;   /* bytes writable per slot */
     /* private */
-    uint32_t lapped;   /* slots lost to a lapping producer before we wrote them */
+    shm_producer *owner;
+    uint32_t lapped; /* slots lost to a lapping producer before we wrote them */
     uint32_t reserved;
-    uint8_t *scratch;  /* where writes to lost slots go */
+    uint64_t lapped_bits[SHM_CLAIM_MAX / 64];
 } shm_slots;
 
 /* Claims up to n slots (1..SHM_CLAIM_MAX) with one atomic operation. Returns
@@ -338,7 +339,7 @@ typedef struct shm_group_stats {
     uint64_t tail_seq;    /* every sequence below is acknowledged */
     uint64_t lag;         /* head - tail_seq */
     double utilization;   /* lag / slot_count, 0..1 */
-    uint64_t consumed, lost, redelivered, batches, invalid, lost_events;
+    uint64_t consumed, lost, redelivered, batches, invalid, lost_events, padded;
     uint32_t members;     /* live members */
     uint32_t orphans;     /* batches waiting for re-delivery */
 } shm_group_stats;

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bench_registry.h" /* declares every bench_<name>() */
+
 int64_t bench_now_ns(void);
 double bench_median(double *v, size_t n); /* sorts v */
 double bench_percentile(double *v, size_t n, double p); /* v must be sorted */
