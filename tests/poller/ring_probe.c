@@ -11,7 +11,8 @@
  * no record published afterwards is missed; --ready FILE is created once
  * the group exists. Records: {"seq":..,"ts":..,"device":..,"tag":..,
  * "value":..,"value_bits":"hex","raw":..,"quality":..,"exception":..,"flags":..}
- * (value null when NaN). At the end --catalog prints {"catalog":id,"name":..,...}
+ * (value null when NaN; recv_ns: when the probe read it, CLOCK_REALTIME).
+ * At the end --catalog prints {"catalog":id,"name":..,...}
  * lines and --counters every counter whose name starts with PREFIX as
  * {"counter":name,"value":v}. A record that fails verification prints
  * {"invalid":seq} and counts; the exit status is 0, or 1 on any invalid record.
@@ -178,9 +179,12 @@ int main(int argc, char **argv)
             }
             uint64_t bits;
             memcpy(&bits, &v.value, sizeof bits);
+            struct timespec now;
+            clock_gettime(CLOCK_REALTIME, &now);
             printf("{\"seq\":%" PRIu64 ",\"ring_seq\":%" PRIu64 ",\"ts\":%" PRId64
-                   ",\"device\":%u,\"tag\":%u,\"value\":",
-                   v.sequence, r.seq, v.timestamp_ns, v.device_id, v.tag_id);
+                   ",\"recv_ns\":%" PRId64 ",\"device\":%u,\"tag\":%u,\"value\":",
+                   v.sequence, r.seq, v.timestamp_ns,
+                   (int64_t)now.tv_sec * 1000000000 + now.tv_nsec, v.device_id, v.tag_id);
             if (isfinite(v.value))
                 printf("%.17g", v.value);
             else
