@@ -71,9 +71,9 @@ static int classify(mb_link *l, int e, uint8_t *exception)
         *exception = (uint8_t)(e - MODBUS_ENOBASE);
         return LINK_EXCEPTION;
     }
-    snprintf(l->error, sizeof l->error, "%s", modbus_strerror(e));
     switch (e) {
     case ETIMEDOUT:
+        snprintf(l->error, sizeof l->error, "no answer within the timeout");
         return LINK_TIMEOUT;
     case EMBBADCRC:
     case EMBBADDATA:
@@ -81,8 +81,13 @@ static int classify(mb_link *l, int e, uint8_t *exception)
     case EMBUNKEXC:
     case EMBMDATA:
     case EMBBADSLAVE:
+        snprintf(l->error, sizeof l->error,
+                 "answer does not fit the request (%s: transaction or protocol id, unit, "
+                 "function or length)",
+                 modbus_strerror(e));
         return LINK_BAD_FRAME;
     default:
+        snprintf(l->error, sizeof l->error, "%s", modbus_strerror(e));
         return LINK_CLOSED; /* ECONNRESET, EPIPE, EBADF, ... */
     }
 }
