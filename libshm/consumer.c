@@ -51,7 +51,7 @@ static void group_lock(shm_segment *seg)
         int32_t holder = 0;
         if (shm__cas(&seg->hdr->group_lock, &holder, me))
             return;
-        if (holder != me && !shm_process_alive(holder, shm_process_start_time(holder)) &&
+        if (holder != me && !shm__pid_running(holder) &&
             shm__cas(&seg->hdr->group_lock, &holder, me))
             return; /* its holder died */
         sched_yield();

@@ -79,6 +79,10 @@ int64_t shm__mono_ns(void);     /* CLOCK_MONOTONIC, ns */
 void shm__log(const shm_segment *seg, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* True while pid exists and is not a zombie (no start-time check: for
+ * short windows where only the pid is known). */
+bool shm__pid_running(int32_t pid);
+
 /* members.c */
 int shm__member_join(shm_segment *seg, uint32_t role, uint32_t group, const char *name,
                      uint32_t *index_out);

@@ -23,7 +23,6 @@
  */
 #include "internal.h"
 
-#include <signal.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -235,7 +234,8 @@ int shm_reclaim(shm_segment *seg, shm_reclaim_report *report)
         uint32_t kind = SHM__MEMBER_KIND(st);
         if (kind == SHM__MEMBER_JOINING) {
             /* A joiner holds nothing yet; free the slot if it died. */
-            if (kill(SHM__MEMBER_JOINER(st), 0) != 0 && shm__cas(&m->state, &st, SHM_MEMBER_FREE))
+            if (!shm__pid_running(SHM__MEMBER_JOINER(st)) &&
+                shm__cas(&m->state, &st, SHM_MEMBER_FREE))
                 r.members_freed++;
             continue;
         }
