@@ -46,8 +46,8 @@ int poller_publish_catalog(poller *p, const config *cfg, uint32_t old_max_id)
         for (size_t i = 0; i < cfg->n_devices && !used; i++)
             for (size_t j = 0; j < cfg->devices[i].n_tags && !used; j++)
                 used = cfg->devices[i].tags[j].id == id;
-        if (!used)
-            shm_catalog_put(p->seg, id, NULL, 0);
+        if (!used) /* an empty entry; buf (not NULL) because libshm memcpys it */
+            shm_catalog_put(p->seg, id, buf, 0);
     }
     (void)max_id;
     return 0;

@@ -79,9 +79,10 @@ def main():
     send(url, '{"cmd":"set_interval","device":"dev","group":"lowg","interval_ms":100}')
 
     send(url, '{"cmd":"pressure","level":"moderate"}')
-    r = rates(probe, ids, 2.0)
+    r = rates(probe, ids, 3.0)
     steps.append(("moderate", r))
-    pl.check(r["hi"] >= 5 and 0 < r["lo"] <= r["hi"] / 2.5, "moderate pressure: %r" % r)
+    # slow_factor 4: about a quarter of the rate; half leaves room for noise.
+    pl.check(r["hi"] >= 5 and 0 < r["lo"] <= r["hi"] / 2, "moderate pressure: %r" % r)
     send(url, '{"cmd":"pressure","level":"high"}')
     r = rates(probe, ids)
     steps.append(("high", r))
