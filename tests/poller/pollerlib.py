@@ -125,6 +125,34 @@ def modbus_server(port, layout, directory, framer="socket", ignore_missing=False
     return p
 
 
+def serial_line(directory):
+    """A pty pair joined by socat, standing in for an RS-485 line: returns
+    (the poller's end, the device's end)."""
+    a, b = os.path.join(directory, "tty-poller"), os.path.join(directory, "tty-device")
+    spawn(["socat", "pty,raw,echo=0,link=" + a, "pty,raw,echo=0,link=" + b],
+          log=os.path.join(directory, "socat.log"))
+    check(wait_until(lambda: os.path.exists(a) and os.path.exists(b), 10), "socat made no ptys")
+    return a, b
+
+
+def modbus_serial_server(device, layout, directory, other_end):
+    """pymodbus on `device`; ready once mbpoll gets an answer on other_end."""
+    path = os.path.join(directory, "layout-serial.json")
+    with open(path, "w") as f:
+        json.dump(layout, f)
+    p = spawn([PY, os.path.join(HERE, "modbus_server.py"), "--serial", device, "--layout", path],
+              log=os.path.join(directory, "pm-serial.log"))
+    unit = sorted(layout["units"])[0]
+
+    def answers():
+        r = subprocess.run(["mbpoll", "-1", "-m", "rtu", "-b", "19200", "-P", "none", "-0",
+                            "-a", unit, "-r", "0", "-c", "1", "-o", "0.5", other_end],
+                           capture_output=True, text=True, timeout=10)
+        return r.returncode == 0
+    check(wait_until(answers, 20, step=0.2), "pymodbus serial server does not answer")
+    return p
+
+
 def sim(config_path, directory, *extra):
     p = spawn([os.path.join(BIN, "shmbus-sim"), "--config", config_path] + list(extra),
               log=os.path.join(directory, "sim.log"))

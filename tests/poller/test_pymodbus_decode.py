@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The poller against a real peer: python3-pymodbus serves known contents in
 every register table, data type and byte order, on two unit ids, over Modbus
-TCP and over RTU-over-TCP (pymodbus's RTU framer on a TCP socket). The
+TCP, over RTU-over-TCP (pymodbus's RTU framer on a TCP socket) and over an
+RTU serial line (a socat pty pair standing in for the RS-485 line). The
 decoded values the poller publishes into the ring must equal the expected
 ones exactly (bit for bit, floats included), with one timestamp per request,
 and the tag catalog must describe every tag.
@@ -105,16 +106,23 @@ def main():
     p_tcp, p_rtu = pl.free_port(), pl.free_port()
     pl.modbus_server(p_tcp, layout, d)
     pl.modbus_server(p_rtu, layout, d, framer="rtu")
+    line, slave_end = pl.serial_line(d)
+    pl.modbus_serial_server(slave_end, layout, d, line)
     seg = pl.segment_name("decode")
     devices = [("tcp1", "tcp", p_tcp, "", "max_gap: 2"),
                ("tcp1s", "tcp", p_tcp, "s.", "single_request: true"),
-               ("rtu1", "rtu-over-tcp", p_rtu, "r.", "max_gap: 2")]
+               ("rtu1", "rtu-over-tcp", p_rtu, "r.", "max_gap: 2"),
+               ("ser1", "rtu", line, "t.", "max_gap: 2")]
     text = "segment: {name: %s}\npaths: {run_dir: %s}\ndevices:\n" % (seg, d)
     for name, transport, port, prefix, extra in devices:
-        text += ("  - name: %s\n    transport: %s\n    host: 127.0.0.1\n    port: %d\n"
+        if transport == "rtu":
+            where = "serial: {device: %s, baud: 19200, parity: none}" % port
+        else:
+            where = "host: 127.0.0.1\n    port: %d" % port
+        text += ("  - name: %s\n    transport: %s\n    %s\n"
                  "    address_base: 0\n    response_timeout_ms: 2000\n    %s\n"
                  "    poll_groups: [{name: g, interval_ms: 300}]\n    tags:\n%s\n"
-                 % (name, transport, port, extra, yaml_tags(tags, prefix)))
+                 % (name, transport, where, extra, yaml_tags(tags, prefix)))
     cfg = os.path.join(d, "plant.yaml")
     with open(cfg, "w") as f:
         f.write(text)
@@ -125,7 +133,7 @@ def main():
     # Enough cycles that every device has published every tag a few times.
     def have_all():
         recs = probe.parse()[0]
-        return len({r["tag"] for r in recs}) >= 3 * len(tags) and len(recs) > 9 * len(tags)
+        return len({r["tag"] for r in recs}) >= 4 * len(tags) and len(recs) > 12 * len(tags)
     pl.wait_until(have_all, 40, step=0.3)
     time.sleep(0.3)
     pl.check(pl.stop(poller) == 0, "poller did not exit cleanly")
@@ -134,7 +142,7 @@ def main():
     # The catalog names every tag: id -> name, device, type, scale, offset.
     for tid, c in catalog.items():
         names_by_id[tid] = c["name"]
-    for prefix, dev in (("", "tcp1"), ("s.", "tcp1s"), ("r.", "rtu1")):
+    for prefix, dev in (("", "tcp1"), ("s.", "tcp1s"), ("r.", "rtu1"), ("t.", "ser1")):
         for t in tags:
             name = prefix + t["name"]
             c = [c for c in catalog.values() if c["name"] == name]
@@ -152,18 +160,18 @@ def main():
     checked = 0
     for tid, rec in latest.items():
         name = names_by_id[tid]
-        base = name.split(".", 1)[1] if name.startswith(("s.", "r.")) else name
+        base = name.split(".", 1)[1] if name.startswith(("s.", "r.", "t.")) else name
         value, raw = expect[base]
         pl.check(rec["raw"] == raw, "%s: raw %d, expected %d" % (name, rec["raw"], raw))
         pl.check(rec["value_bits"] == pl.f64_bits(value),
                  "%s: value %r (bits %s), expected %r (bits %s)"
                  % (name, rec["value"], rec["value_bits"], value, pl.f64_bits(value)))
         checked += 1
-    pl.check(checked == 3 * len(tags), "records for %d of %d tags" % (checked, 3 * len(tags)))
+    pl.check(checked == 4 * len(tags), "records for %d of %d tags" % (checked, 4 * len(tags)))
 
     # One timestamp per request: distinct (device, timestamp) pairs equal
     # the requests each device sent.
-    for dev_id, dev in enumerate(("tcp1", "tcp1s", "rtu1")):
+    for dev_id, dev in enumerate(("tcp1", "tcp1s", "rtu1", "ser1")):
         stamps = {r["ts"] for r in records if r["device"] == dev_id}
         sent = pl.counter(counters, "requests_total", dev)
         pl.check(len(stamps) == sent,
@@ -175,9 +183,10 @@ def main():
     merged = pl.counter(counters, "requests_total", "tcp1")
     single = pl.counter(counters, "requests_total", "tcp1s")
     pl.check(single > 3 * merged, "single_request sent %d requests, merged %d" % (single, merged))
-    print("ok: %d tags x 3 devices decoded exactly; %d records; requests merged %d, single %d, "
-          "rtu-over-tcp %d" % (len(tags), len(records), merged, single,
-                               pl.counter(counters, "requests_total", "rtu1")))
+    print("ok: %d tags x 4 devices decoded exactly; %d records; requests merged %d, single %d, "
+          "rtu-over-tcp %d, rtu serial %d" % (len(tags), len(records), merged, single,
+                                              pl.counter(counters, "requests_total", "rtu1"),
+                                              pl.counter(counters, "requests_total", "ser1")))
 
 
 if __name__ == "__main__":
