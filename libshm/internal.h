@@ -66,7 +66,8 @@ int shm__fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)
 /* Slot of sequence number s. */
 static inline struct shm__slot *shm__slot(const shm_segment *seg, uint64_t s)
 {
-    return (struct shm__slot *)(seg->ring + (size_t)(s & seg->mask) * seg->slot_size);
+    /* Slots are slot_size (a multiple of 64) apart from a page-aligned ring. */
+    return (struct shm__slot *)(void *)(seg->ring + (size_t)(s & seg->mask) * seg->slot_size);
 }
 static inline uint8_t *shm__slot_payload(struct shm__slot *slot)
 {
