@@ -76,6 +76,26 @@ def free_port():
     return port
 
 
+def free_ports(n):
+    """A base port with n consecutive ports free a moment ago."""
+    import random
+    for _ in range(100):
+        base = random.randint(20000, 60000)
+        socks = []
+        try:
+            for i in range(n):
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("127.0.0.1", base + i))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    fail("no %d consecutive free ports" % n)
+
+
 def spawn(argv, log=None, **kw):
     out = open(log, "w") if log else subprocess.DEVNULL
     p = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, **kw)

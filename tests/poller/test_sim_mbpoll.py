@@ -146,6 +146,17 @@ def main():
     changed = pl.wait_until(lambda: mbpoll(port, 1, "holding", 1, 1)[1] != first, 5, step=0.1)
     pl.check(changed, "a ramp of period 13 s did not move in 5 s")
     pl.stop(s)
+
+    # Load-test instances: copies of the device on consecutive ports, one process.
+    base = pl.free_ports(3)
+    s = pl.sim(cfg, d, "--port-base", str(base), "--instances", "3", "--threads", "2",
+               "--time", str(T_MS))
+    for i in range(3):
+        pl.check(pl.wait_until(lambda: pl.port_open(base + i), 10), "instance %d not up" % i)
+        got = mbpoll(base + i, 1, "holding", 0, 2)
+        pl.check(got[0] & 0xFFFF == regs[(1, "holding")][0] and got[1] == regs[(1, "holding")][1],
+                 "instance %d serves other registers" % i)
+    pl.stop(s)
     print("ok: mbpoll agrees with the config on %d cells; the poller on %d tags" %
           (compared, len(latest)))
 
