@@ -4,9 +4,9 @@
  *
  * Cases, each one JSON line:
  *   baseline_libmodbus_loop  a bare libmodbus loop reading 125 holding
- *                            registers per request on one connection to a
- *                            one-device shmbus-sim (what a hand-written client
- *                            gets);
+ *                            registers per request on one connection (what a
+ *                            hand-written client gets), run against the
+ *                            simulator of each poller case just before it;
  *   sim_devices              shmbus-poller with 1, 10 and 100 devices served by
  *                            one shmbus-sim process, reading 25,000 registers
  *                            in all (18,800 tags: per 250 registers 125 uint16
@@ -233,32 +233,24 @@ typedef struct run_env {
     int check;
 } run_env;
 
-static int baseline(const run_env *env, double *regs_per_s)
+/* The bare libmodbus loop: 125 registers per request, one connection, to
+ * device d0 of the simulator that the next poller case reads, just before
+ * that case (the machine's load drifts; adjacent windows compare fairly). */
+static int baseline(const run_env *env, int port, int blocks, int for_devices, double *regs_per_s)
 {
-    char cfg[512], log[512], segment[64];
-    snprintf(segment, sizeof segment, "bench-poller-base-%d", (int)getpid());
-    snprintf(cfg, sizeof cfg, "%s/base.yaml", env->dir);
-    snprintf(log, sizeof log, "%s/sim-base.log", env->dir);
-    int port = free_port_range(1);
-    if (port < 0 || write_config(cfg, segment, env->dir, 1, port) < 0)
-        return -1;
-    char *sargv[] = {(char *)env->sim, "--config", cfg, NULL};
-    pid_t sim = spawn(sargv, log);
     int rc = -1;
-    modbus_t *ctx = NULL;
-    if (sim < 0 || wait_port(port, 10) < 0)
-        goto out;
-    ctx = modbus_new_tcp("127.0.0.1", port);
+    modbus_t *ctx = modbus_new_tcp("127.0.0.1", port);
     if (!ctx || modbus_set_slave(ctx, 1) < 0 || modbus_connect(ctx) < 0)
         goto out;
     uint16_t regs[125];
-    int64_t start = bench_now_ns(), warm_end = start + (int64_t)(env->warmup * 1e9);
-    while (bench_now_ns() < warm_end)
-        modbus_read_registers(ctx, 0, 125, regs);
+    int64_t warm_end = bench_now_ns() + (int64_t)(env->warmup * 1e9);
     uint64_t requests = 0, failures = 0;
+    while (bench_now_ns() < warm_end)
+        modbus_read_registers(ctx, (int)(requests++ % (uint64_t)blocks) * 125, 125, regs);
+    requests = 0;
     int64_t t0 = bench_now_ns(), end = t0 + (int64_t)(env->window * 1e9);
     while (bench_now_ns() < end) {
-        if (modbus_read_registers(ctx, (int)(requests % 200) * 125, 125, regs) == 125)
+        if (modbus_read_registers(ctx, (int)(requests % (uint64_t)blocks) * 125, 125, regs) == 125)
             requests++;
         else
             failures++;
@@ -268,6 +260,7 @@ static int baseline(const run_env *env, double *regs_per_s)
     bench_json j;
     bench_json_begin(&j, "poller", "baseline_libmodbus_loop");
     bench_json_int(&j, "devices", 1);
+    bench_json_int(&j, "before_case_devices", for_devices);
     bench_json_num(&j, "registers_per_s", *regs_per_s);
     bench_json_num(&j, "requests_per_s", (double)requests / secs);
     bench_json_int(&j, "registers_per_request", 125);
@@ -280,11 +273,10 @@ out:
         modbus_close(ctx);
         modbus_free(ctx);
     }
-    stop(sim);
     return rc;
 }
 
-static int poller_case(const run_env *env, int devices, double base)
+static int poller_case(const run_env *env, int devices)
 {
     char cfg[512], log[512], plog[512], segment[64], nbuf[16];
     snprintf(segment, sizeof segment, "bench-poller-%d-%d", devices, (int)getpid());
@@ -299,7 +291,10 @@ static int poller_case(const run_env *env, int devices, double base)
     char *pargv[] = {(char *)env->poller, "--config", cfg, NULL};
     pid_t sim = spawn(sargv, log), poller = -1;
     int rc = -1;
-    if (sim < 0 || wait_port(port + devices - 1, 10) < 0)
+    double base = 0;
+    if (sim < 0 || wait_port(port + devices - 1, 20) < 0)
+        goto out;
+    if (baseline(env, port, TOTAL_REGISTERS / devices / 125, devices, &base) < 0)
         goto out;
     poller = spawn(pargv, plog);
     if (poller < 0)
@@ -352,8 +347,8 @@ int bench_poller(int argc, char **argv)
 {
     run_env env = {.warmup = 1.0, .window = 4.0, .check = bench_has_flag(argc, argv, "--check")};
     if (bench_has_flag(argc, argv, "--quick")) {
-        env.warmup = 0.5;
-        env.window = 1.5;
+        env.warmup = 0.3;
+        env.window = 1.0;
     }
     bin_path(env.sim, sizeof env.sim, "shmbus-sim");
     bin_path(env.poller, sizeof env.poller, "shmbus-poller");
@@ -365,14 +360,9 @@ int bench_poller(int argc, char **argv)
     }
     setenv("SHMBUS_LOG_LEVEL", getenv("SHMBUS_LOG_LEVEL") ? getenv("SHMBUS_LOG_LEVEL") : "warning", 1);
     int status = 0;
-    double base = 0;
-    if (baseline(&env, &base) < 0) {
-        fprintf(stderr, "bench poller: baseline failed (logs in %s)\n", env.dir);
-        status = 1;
-    }
     const int counts[] = {1, 10, 100};
     for (size_t i = 0; i < 3; i++) {
-        if (poller_case(&env, counts[i], base) < 0) {
+        if (poller_case(&env, counts[i]) < 0) {
             fprintf(stderr, "bench poller: %d devices failed (logs in %s)\n", counts[i], env.dir);
             status = 1;
         }
