@@ -116,9 +116,10 @@ static void reload(poller *p, const char *path)
     shm_counter_add(p->reload_errors, 1);
     log_error("reload failed; going back to the previous configuration");
     poller_stop_devices(p);
+    uint32_t next_max = max_tag_id(next);
     p->cfg = old;
     config_free(&next);
-    poller_publish_catalog(p, old, info.catalog_capacity < 65536 ? info.catalog_capacity : 0);
+    poller_publish_catalog(p, old, next_max);
     if (poller_start_devices(p) < 0)
         log_error("the previous configuration does not start either; polling nothing");
 }

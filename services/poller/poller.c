@@ -11,12 +11,12 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 
 int poller_publish_catalog(poller *p, const config *cfg, uint32_t old_max_id)
 {
     uint8_t buf[SHM_CATALOG_ENTRY_MAX];
-    uint32_t max_id = 0;
     for (size_t i = 0; i < cfg->n_devices; i++) {
         const config_device *d = &cfg->devices[i];
         for (size_t j = 0; j < d->n_tags; j++) {
@@ -36,20 +36,22 @@ int poller_publish_catalog(poller *p, const config *cfg, uint32_t old_max_id)
                 log_error("catalog: tag %s (id %u): %s", t->name, t->id, shm_last_error());
                 return rc;
             }
-            if (t->id + 1 > max_id)
-                max_id = t->id + 1;
         }
     }
     /* Ids that a previous configuration used and this one does not. */
-    for (uint32_t id = 0; id < old_max_id; id++) {
-        bool used = false;
-        for (size_t i = 0; i < cfg->n_devices && !used; i++)
-            for (size_t j = 0; j < cfg->devices[i].n_tags && !used; j++)
-                used = cfg->devices[i].tags[j].id == id;
-        if (!used) /* an empty entry; buf (not NULL) because libshm memcpys it */
-            shm_catalog_put(p->seg, id, buf, 0);
+    if (old_max_id > 0) {
+        uint8_t *used = calloc(old_max_id, 1);
+        if (!used)
+            return SHM_ENOMEM;
+        for (size_t i = 0; i < cfg->n_devices; i++)
+            for (size_t j = 0; j < cfg->devices[i].n_tags; j++)
+                if (cfg->devices[i].tags[j].id < old_max_id)
+                    used[cfg->devices[i].tags[j].id] = 1;
+        for (uint32_t id = 0; id < old_max_id; id++)
+            if (!used[id]) /* an empty entry; buf (not NULL) because libshm memcpys it */
+                shm_catalog_put(p->seg, id, buf, 0);
+        free(used);
     }
-    (void)max_id;
     return 0;
 }
 
