@@ -185,6 +185,16 @@ void shm__group_advance_tail(shm_segment *seg, struct shm__group *g)
     shm__max_u64(&g->tail, shm__group_compute_tail(seg, g));
 }
 
+void shm__refresh_tails(shm_segment *seg)
+{
+    uint32_t mask = shm__load_acquire(&seg->hdr->groups_mask);
+    while (mask) {
+        uint32_t i = (uint32_t)__builtin_ctz(mask);
+        mask &= mask - 1;
+        shm__group_advance_tail(seg, &seg->groups[i]);
+    }
+}
+
 uint64_t shm__min_tail(shm_segment *seg)
 {
     uint64_t head = shm__load_acquire(&seg->hdr->head);
@@ -380,11 +390,37 @@ int shm_consume(shm_consumer *c, uint32_t max, int timeout_ms, shm_batch *b)
 
 /* Copies a slot's payload for validation (drop-oldest). A lapping producer
  * may write the slot concurrently; the caller discards the copy unless the
- * stamp is unchanged afterwards (tests/tsan.supp names this function). */
+ * stamp is unchanged afterwards (seqlock), so the race is benign.
+ *
+ * ThreadSanitizer must not record these reads: no happens-before edge runs
+ * from a drop-oldest consumer to the producers, so TSan reports the race
+ * when a producer next overwrites the slot, often long after the read, when
+ * it can no longer restore the reader's stack — a suppression naming this
+ * function then does not match. In TSan builds the copy is an uninstrumented
+ * byte loop (volatile: not turned back into an intercepted memcpy). */
+#if defined(__SANITIZE_THREAD__)
+#define SHM__TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define SHM__TSAN 1
+#endif
+#endif
+#if defined(SHM__TSAN)
+__attribute__((noinline, no_sanitize_thread)) static void shm__slot_copy(void *dst,
+                                                                          const void *src,
+                                                                          uint32_t len)
+{
+    const volatile uint8_t *from = src;
+    uint8_t *to = dst;
+    for (uint32_t i = 0; i < len; i++)
+        to[i] = from[i];
+}
+#else
 __attribute__((noinline)) static void shm__slot_copy(void *dst, const void *src, uint32_t len)
 {
     memcpy(dst, src, len);
 }
+#endif
 
 int shm_batch_next(shm_consumer *c, shm_batch *b, shm_record *r)
 {
@@ -401,12 +437,24 @@ int shm_batch_next(shm_consumer *c, shm_batch *b, shm_record *r)
         }
         uint16_t flags = shm__load_relaxed(&slot->flags);
         uint32_t len = shm__load_relaxed(&slot->len);
-        if (flags & SHM__SLOT_PAD) {
-            b->pads++;
-            continue;
-        }
-        if (len == 0 || len > seg->payload) {
-            b->invalid++; /* a slot header no producer of ours writes */
+        if ((flags & SHM__SLOT_PAD) || len == 0 || len > seg->payload) {
+            /* Under drop-oldest a lapping producer may have taken the slot
+             * since our stamp load: flags and len may then be its (len 0
+             * while it writes, PAD if it abandons the slot), and record s
+             * was lost, not padded or invalid. Acquire fence: if either load
+             * read a value the new producer stored after its release fence,
+             * its BUSY stamp (stored before that fence) is seen below. */
+            if (seg->policy != SHM_POLICY_BACKPRESSURE) {
+                shm__fence_acquire();
+                if (shm__load_relaxed(&slot->stamp) != st) {
+                    b->lost++;
+                    continue;
+                }
+            }
+            if (flags & SHM__SLOT_PAD)
+                b->pads++;
+            else
+                b->invalid++; /* a slot header no producer of ours writes */
             continue;
         }
         if (seg->policy == SHM_POLICY_BACKPRESSURE) {

@@ -98,6 +98,8 @@ bool shm__pad_slot(shm_segment *seg, uint64_t s, uint64_t expected);
 /* consumer.c */
 uint64_t shm__group_compute_tail(const shm_segment *seg, const struct shm__group *g);
 void shm__group_advance_tail(shm_segment *seg, struct shm__group *g);
+/* Recomputes every active group's tail (CAS-max; safe from any member). */
+void shm__refresh_tails(shm_segment *seg);
 /* Smallest tail over active groups; head when there is no group. */
 uint64_t shm__min_tail(shm_segment *seg);
 

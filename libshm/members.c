@@ -110,11 +110,36 @@ static bool holds_nothing(const struct shm__member *m)
     return true;
 }
 
+/* Orphans again every batch that member `taker` (dead, or leaving) had
+ * taken over from a dead member. */
+static uint32_t release_taken(shm_segment *seg, uint32_t taker)
+{
+    uint32_t orphaned = 0;
+    uint32_t used = shm__load_acquire(&seg->hdr->members_used);
+    uint32_t want = SHM__BATCH_TAKEN_BY(taker);
+    for (uint32_t i = 0; i < used; i++) {
+        struct shm__member *m = member_at(seg, i);
+        for (int b = 0; b < SHM_MEMBER_BATCHES; b++) {
+            uint32_t st = want;
+            if (shm__cas(&m->batch[b].state, &st, SHM__BATCH_ORPHANED)) {
+                if (m->group < SHM_MAX_GROUPS)
+                    shm__fetch_add_relaxed(&seg->groups[m->group].orphans, 1);
+                orphaned++;
+            }
+        }
+    }
+    return orphaned;
+}
+
 void shm__member_leave(shm_segment *seg, uint32_t i)
 {
     struct shm__member *m = member_at(seg, i);
     /* Batches not acknowledged are handed to the rest of the group, exactly
-     * as if we had died. */
+     * as if we had died. Those we took over from dead members live in
+     * their registry slots, where holds_nothing() does not look: give them
+     * back first, or they stay TAKEN by a slot that no longer exists. */
+    if (release_taken(seg, i) > 0)
+        shm__wake_consumers(seg);
     if (!holds_nothing(m)) {
         uint32_t st = SHM_MEMBER_ACTIVE;
         if (shm__cas(&m->state, &st, SHM_MEMBER_DEAD))
@@ -181,11 +206,19 @@ static uint32_t orphan_batches(shm_segment *seg, struct shm__member *m)
         uint32_t st = shm__load_acquire(&e->state);
         uint32_t kind = SHM__BATCH_KIND(st);
         if (kind == SHM__BATCH_PENDING) {
-            /* Died around its CAS of group.next. If next still equals the
-             * start, the CAS never happened and never will. Otherwise it
-             * may have: re-deliver (at-least-once; duplicates are removed
-             * by sequence number downstream). */
-            if (shm__load_acquire(&g->next) == shm__load_relaxed(&e->start)) {
+            /* Died around its CAS of group.next. The CAS never happened
+             * (and never will) if next still equals the start, or if the
+             * group's tail has passed the start: a successful CAS publishes
+             * the entry (release), so every tail computation that reads
+             * next at or after it (acquire) sees the entry held and stops
+             * at its start. Such a range was taken by another member and
+             * acknowledged, and its slots may hold newer records by now:
+             * re-delivering it would hand out acknowledged, overwritten
+             * records. Otherwise the CAS may have happened: re-deliver
+             * (at-least-once; duplicates are removed by sequence number
+             * downstream). */
+            uint64_t start = shm__load_relaxed(&e->start);
+            if (shm__load_acquire(&g->next) == start || shm__load_acquire(&g->tail) > start) {
                 shm__cas(&e->state, &st, SHM__BATCH_NONE);
                 continue;
             }
@@ -193,26 +226,6 @@ static uint32_t orphan_batches(shm_segment *seg, struct shm__member *m)
         if (kind == SHM__BATCH_PENDING || kind == SHM__BATCH_HELD) {
             if (shm__cas(&e->state, &st, SHM__BATCH_ORPHANED)) {
                 shm__fetch_add_relaxed(&g->orphans, 1);
-                orphaned++;
-            }
-        }
-    }
-    return orphaned;
-}
-
-/* Orphans again every batch that dead member `taker` had taken over. */
-static uint32_t release_taken(shm_segment *seg, uint32_t taker)
-{
-    uint32_t orphaned = 0;
-    uint32_t used = shm__load_acquire(&seg->hdr->members_used);
-    uint32_t want = SHM__BATCH_TAKEN_BY(taker);
-    for (uint32_t i = 0; i < used; i++) {
-        struct shm__member *m = member_at(seg, i);
-        for (int b = 0; b < SHM_MEMBER_BATCHES; b++) {
-            uint32_t st = want;
-            if (shm__cas(&m->batch[b].state, &st, SHM__BATCH_ORPHANED)) {
-                if (m->group < SHM_MAX_GROUPS)
-                    shm__fetch_add_relaxed(&seg->groups[m->group].orphans, 1);
                 orphaned++;
             }
         }
@@ -233,11 +246,21 @@ int shm_reclaim(shm_segment *seg, shm_reclaim_report *report)
         uint32_t st = shm__load_acquire(&m->state);
         uint32_t kind = SHM__MEMBER_KIND(st);
         if (kind == SHM__MEMBER_JOINING) {
-            /* A joiner holds nothing yet; free the slot if it died. */
-            if (!shm__pid_running(SHM__MEMBER_JOINER(st)) &&
-                shm__cas(&m->state, &st, SHM_MEMBER_FREE))
-                r.members_freed++;
-            continue;
+            /* A joiner holds nothing yet, but it may already have set its
+             * bit in its group's member_bits (it does so before storing
+             * ACTIVE). Freeing the slot straight to FREE left that bit
+             * behind, and the group then scanned whoever took the slot next
+             * (maybe a member of another group) as one of its own: it
+             * computed its tail from that member's batches and took over
+             * its orphans. Free it through DEAD instead: free_slot() clears
+             * the bit of m->group, which the joiner wrote before the bit
+             * (if it died earlier, no bit of slot i is set anywhere, and
+             * clearing a stale group's bit i touches nobody else's: slot i
+             * is ours once the CAS to DEAD succeeds). */
+            if (shm__pid_running(SHM__MEMBER_JOINER(st)) ||
+                !shm__cas(&m->state, &st, SHM_MEMBER_DEAD))
+                continue;
+            kind = SHM_MEMBER_DEAD;
         }
         if (kind == SHM_MEMBER_ACTIVE) {
             if (shm__member_alive(m))
@@ -301,9 +324,13 @@ bool shm__resolve_stuck(shm_segment *seg, uint64_t s)
             if (shm__load_acquire(&m->state) == SHM_MEMBER_ACTIVE && shm__member_alive(m))
                 return false; /* a live producer is writing it */
         }
-        return shm__pad_slot(seg, s, st);
+        /* The owner field is only a hint: under drop-oldest a lapped
+         * producer stores its index there before it loses the CAS of the
+         * stamp, so a dead owner does not prove a dead writer. Whoever
+         * holds s announced it (HOLDING) before taking the slot: ask the
+         * registry, as for a slot not taken yet. */
     }
-    /* Not taken yet: is s within a live producer's claim, or might it be? */
+    /* Is s within a live producer's claim, or might it be? */
     uint32_t used = shm__load_acquire(&seg->hdr->members_used);
     for (uint32_t i = 0; i < used; i++) {
         const struct shm__member *m = member_at(seg, i);
