@@ -251,7 +251,7 @@ static void test_stale_pending_of_dead_consumer(void **state)
     int slot = first_free_member(seg);
     struct take_arg tg = {seg, "g"};
     run_child(join_and_die, &tg); /* D: a member of "g" that is now dead */
-    assert_int_equal(atomic_load(&seg->members[slot].state), SHM_MEMBER_ACTIVE);
+    assert_int_equal(SHM__MEMBER_KIND(atomic_load(&seg->members[slot].state)), SHM_MEMBER_ACTIVE);
 
     uint64_t n0 = 0, seq;
     for (int i = 0; i < 8; i++) {
@@ -549,6 +549,58 @@ static void test_late_reclaimer_robs_new_member(void **state)
     shm_segment_close(&seg);
 }
 
+/*
+ * Found by test_kill under load ("ring did not drain": every group stuck
+ * one ring behind head, no producer left). A producer killed between its
+ * claim of head and its HOLDING announcement leaves a sequence number that
+ * reclaim cannot pad (the range is unknown); shm_consume pads it once it has
+ * waited STUCK_AFTER_NS (10 ms) on it. But the wait was measured within one
+ * call: consumers polling with timeouts of 10 ms or less never got there,
+ * and the ring stayed wedged. The same held for the periodic reclaim in
+ * shm_consume (every 100 ms, never reached by short calls).
+ */
+static void test_stuck_claim_with_short_consume_timeouts(void **state)
+{
+    (void)state;
+    shm_segment *seg = make("race-stuck", 64, SHM_POLICY_BACKPRESSURE);
+    shm_consumer *c;
+    shm_producer *p;
+    assert_int_equal(shm_consumer_open(seg, "g", "c", &c), 0);
+    assert_int_equal(shm_producer_open(seg, "p", &p), 0);
+    int dead_slot = first_free_member(seg);
+    run_child(producer_then_die, &seg);
+    /* Its last act: CLAIMING announced, one sequence number taken from head. */
+    struct shm__member *dm = &seg->members[dead_slot];
+    atomic_store(&dm->claim_state, (atomic_load(&dm->claim_state) & ~0xffu) + 0x100u +
+                                       SHM__CLAIM_CLAIMING);
+    uint64_t stuck = atomic_fetch_add(&seg->hdr->head, 1);
+    uint64_t after;
+    assert_int_equal(shm_put(p, "after", 5, &after), 0);
+    assert_int_equal(after, stuck + 1);
+
+    /* Consumers poll with 5 ms timeouts for at most ~2 s in all. */
+    shm_batch b;
+    shm_record r;
+    int got_after = 0;
+    for (int i = 0; i < 400 && !got_after; i++) {
+        if (shm_consume(c, 64, 5, &b) <= 0)
+            continue;
+        while (shm_batch_next(c, &b, &r) == 1)
+            got_after |= r.seq == after;
+        assert_int_equal(shm_ack(c, &b), 0);
+    }
+    shm_ring_stats rs;
+    assert_int_equal(shm_ring_stats_get(seg, &rs), 0);
+    if (!got_after)
+        fail_msg("sequence %llu claimed by a dead producer was never padded (slots reclaimed "
+                 "%llu): the record after it never arrived",
+                 (unsigned long long)stuck, (unsigned long long)rs.slots_reclaimed);
+    assert_int_equal(rs.slots_reclaimed, 1);
+    shm_producer_close(&p);
+    shm_consumer_close(&c);
+    shm_segment_close(&seg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -558,6 +610,7 @@ int main(void)
         cmocka_unit_test(test_close_while_holding_a_redelivered_batch),
         cmocka_unit_test(test_stale_owner_pads_live_producer),
         cmocka_unit_test(test_late_reclaimer_robs_new_member),
+        cmocka_unit_test(test_stuck_claim_with_short_consume_timeouts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
