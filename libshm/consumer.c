@@ -128,6 +128,8 @@ int shm_consumer_open(shm_segment *seg, const char *group, const char *name, shm
     c->group = g;
     c->group_index = g->index;
     c->me = &seg->members[c->index];
+    c->stuck_seq = UINT64_MAX;
+    c->last_reclaim_ns = shm__mono_ns();
     *out = c;
     return 0;
 }
@@ -308,8 +310,6 @@ int shm_consume(shm_consumer *c, uint32_t max, int timeout_ms, shm_batch *b)
     struct shm__batch_entry *be = &me->batch[e];
     int64_t start_ns = shm__mono_ns();
     int64_t deadline = timeout_ms < 0 ? INT64_MAX : start_ns + (int64_t)timeout_ms * 1000000;
-    int64_t stuck_since = 0, last_reclaim = start_ns;
-    uint64_t stuck_seq = UINT64_MAX;
     unsigned spins = 0;
     maybe_heartbeat(c, start_ns);
     for (;;) {
@@ -357,16 +357,21 @@ int shm_consume(shm_consumer *c, uint32_t max, int timeout_ms, shm_batch *b)
         maybe_heartbeat(c, now);
         if (now >= deadline)
             return 0;
-        if (stuck_seq != n0) {
-            stuck_seq = n0;
-            stuck_since = now;
-        } else if (now - stuck_since >= STUCK_AFTER_NS) {
+        /* The clocks below run across calls (they live in the handle): a
+         * caller polling with timeouts shorter than STUCK_AFTER_NS or
+         * RECLAIM_EVERY_NS must still get there, or a slot claimed by a
+         * producer that died before announcing its range is never padded
+         * and the ring stays wedged. */
+        if (c->stuck_seq != n0) {
+            c->stuck_seq = n0;
+            c->stuck_since_ns = now;
+        } else if (now - c->stuck_since_ns >= STUCK_AFTER_NS) {
             /* Claimed but not committed for a while: a dead producer? */
             shm__resolve_stuck(seg, n0);
-            stuck_since = now;
+            c->stuck_since_ns = now;
         }
-        if (now - last_reclaim >= RECLAIM_EVERY_NS) {
-            last_reclaim = now;
+        if (now - c->last_reclaim_ns >= RECLAIM_EVERY_NS) {
+            c->last_reclaim_ns = now;
             shm_reclaim(seg, NULL);
         }
         if (++spins < SPIN_BEFORE_SLEEP) {
