@@ -113,6 +113,53 @@ static void test_tail_left_behind_by_transient_pending(void **state)
     shm_segment_close(&seg);
 }
 
+/*
+ * The same interleaving when nothing else happens afterwards: no producer
+ * needs room, so nobody on the producer side recomputes the tail. A group
+ * with nothing held must still show tail == next once its consumers have
+ * looked for work: otherwise shmstat and the controller see a full,
+ * lagging ring that is in fact empty, and the utilization warnings fire.
+ * (Consumers here poll with timeout 0.)
+ */
+static void test_quiescent_tail_after_withdrawn_pending(void **state)
+{
+    (void)state;
+    shm_segment *seg = make("race-quiet", 64, SHM_POLICY_BACKPRESSURE);
+    shm_consumer *x, *y;
+    shm_producer *p;
+    assert_int_equal(shm_consumer_open(seg, "g", "x", &x), 0);
+    assert_int_equal(shm_consumer_open(seg, "g", "y", &y), 0);
+    assert_int_equal(shm_producer_open(seg, "p", &p), 0);
+    uint64_t first = 0, seq;
+    for (int i = 0; i < 8; i++) {
+        assert_int_equal(shm_put(p, "r", 1, &seq), 0);
+        if (i == 0)
+            first = seq;
+    }
+    struct shm__batch_entry *ye = &y->me->batch[0];
+    atomic_store(&ye->start, first);
+    atomic_store(&ye->count, 1u);
+    atomic_store(&ye->state, (uint32_t)SHM__BATCH_PENDING);
+    shm_batch b;
+    shm_record r;
+    assert_int_equal(shm_consume(x, 64, 0, &b), 8);
+    while (shm_batch_next(x, &b, &r) == 1) {
+    }
+    assert_int_equal(shm_ack(x, &b), 0);
+    atomic_store(&ye->state, (uint32_t)SHM__BATCH_NONE);
+    assert_int_equal(shm_consume(y, 64, 0, &b), 0);
+    assert_int_equal(shm_consume(x, 64, 0, &b), 0);
+    shm_group_stats gs;
+    assert_int_equal(shm_group_stats_get(seg, &gs, 1), 1);
+    if (gs.tail_seq != first + 8)
+        fail_msg("nothing is held, yet the tail stays %llu behind next (lag %llu)",
+                 (unsigned long long)(gs.next_seq - gs.tail_seq), (unsigned long long)gs.lag);
+    shm_producer_close(&p);
+    shm_consumer_close(&x);
+    shm_consumer_close(&y);
+    shm_segment_close(&seg);
+}
+
 /* A child that joins nothing and exits: its pid is then dead (reaped). */
 static int exit_at_once(void *arg)
 {
@@ -605,6 +652,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tail_left_behind_by_transient_pending),
+        cmocka_unit_test(test_quiescent_tail_after_withdrawn_pending),
         cmocka_unit_test(test_dead_joiner_leaves_member_bit),
         cmocka_unit_test(test_stale_pending_of_dead_consumer),
         cmocka_unit_test(test_close_while_holding_a_redelivered_batch),
