@@ -156,6 +156,11 @@ void shm_consumer_heartbeat(shm_consumer *c)
 
 uint64_t shm__group_compute_tail(const shm_segment *seg, const struct shm__group *g)
 {
+    /* seq_cst fence: callers have just released a batch entry (ack: CAS to
+     * NONE; a withdrawn PENDING: store of NONE) and now read the others'.
+     * Two such callers must not both miss each other's release (store
+     * buffering), or both compute a tail held back by the other's entry. */
+    shm__fence_seq_cst();
     /* Acquire pairs with members' CAS on next: an entry announced before a
      * CAS whose result we read is visible in the scan below. */
     uint64_t t = shm__load_acquire(&g->next);
@@ -352,19 +357,22 @@ int shm_consume(shm_consumer *c, uint32_t max, int timeout_ms, shm_batch *b)
             skip_lapped(c, n0);
             continue;
         }
-        /* Nothing committed at n0. */
+        /* Nothing committed at n0. The bookkeeping below comes before the
+         * deadline check and its clocks run across calls (they live in the
+         * handle): a caller polling with short timeouts, or none, must
+         * still get there, or a slot claimed by a producer that died before
+         * announcing its range is never padded and the ring stays wedged. */
         int64_t now = shm__mono_ns();
         maybe_heartbeat(c, now);
-        if (now >= deadline)
-            return 0;
-        /* The clocks below run across calls (they live in the handle): a
-         * caller polling with timeouts shorter than STUCK_AFTER_NS or
-         * RECLAIM_EVERY_NS must still get there, or a slot claimed by a
-         * producer that died before announcing its range is never padded
-         * and the ring stays wedged. */
         if (c->stuck_seq != n0) {
             c->stuck_seq = n0;
             c->stuck_since_ns = now;
+            /* Once per new n0: the group's tail is a cache that a
+             * computation racing with a withdrawn batch entry (a member's
+             * failed CAS of next) can leave too low, and in a quiescent
+             * ring no acknowledgement would fix it. Recompute it. */
+            if (shm__load_acquire(&g->tail) < n0)
+                shm__group_advance_tail(seg, g);
         } else if (now - c->stuck_since_ns >= STUCK_AFTER_NS) {
             /* Claimed but not committed for a while: a dead producer? */
             shm__resolve_stuck(seg, n0);
@@ -374,6 +382,8 @@ int shm_consume(shm_consumer *c, uint32_t max, int timeout_ms, shm_batch *b)
             c->last_reclaim_ns = now;
             shm_reclaim(seg, NULL);
         }
+        if (now >= deadline)
+            return 0;
         if (++spins < SPIN_BEFORE_SLEEP) {
             shm__cpu_relax();
             continue;
