@@ -42,7 +42,7 @@
 #define CONSUMERS (CONSUMERS_A + CONSUMERS_B)
 
 #if defined(SHMBUS_SANITIZED)
-#define PER_PRODUCER 200000u
+#define PER_PRODUCER 500000u
 #else
 #define PER_PRODUCER 3400000u /* 10.2 million records in all */
 #endif
