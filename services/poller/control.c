@@ -12,6 +12,7 @@
 
 #include <nng/nng.h>
 #include <nng/protocol/pubsub0/sub.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -74,11 +75,43 @@ static void apply(poller *p, const control_msg *m)
     }
 }
 
+/* PUB/SUB loses what is published while we are not connected (at start,
+ * after a controller restart). The controller also stores the level in the
+ * segment before publishing it: reconcile with that at every receive
+ * timeout, so a missed message is made up for within a fraction of a second.
+ * (A pause needs no such help: libshm refuses claims while paused.) */
+static void reconcile_pressure(poller *p, int *last_seen)
+{
+    shm_ring_stats rs;
+    if (shm_ring_stats_get(p->seg, &rs) != 0 || rs.pressure_level > PRESSURE_CRITICAL)
+        return;
+    int level = (int)rs.pressure_level;
+    /* Act on changes of the segment's level only: a message published
+     * straight to us (nngcat, tests) is not overridden by a level nobody
+     * changed. */
+    if (level == *last_seen)
+        return;
+    *last_seen = level;
+    if (atomic_load_explicit(&p->steer.pressure, memory_order_relaxed) == level)
+        return;
+    char text[64];
+    int n = snprintf(text, sizeof text, "{\"cmd\":\"pressure\",\"level\":\"%s\"}",
+                     pressure_level_name(level));
+    control_msg m;
+    char err[200];
+    if (control_parse(text, (size_t)n, &m, err, sizeof err) == 0) {
+        log_info("control: pressure level %s read from the segment", pressure_level_name(level));
+        apply(p, &m);
+    }
+}
+
 static void *control_main(void *arg)
 {
     poller *p = arg;
     nng_socket *sock = p->control_socket;
+    int segment_level = PRESSURE_NONE;
     while (!atomic_load_explicit(&p->control_stop, memory_order_relaxed)) {
+        reconcile_pressure(p, &segment_level);
         char *buf = NULL;
         size_t len = 0;
         int rc = nng_recv(*sock, &buf, &len, NNG_FLAG_ALLOC);
