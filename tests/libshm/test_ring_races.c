@@ -705,6 +705,31 @@ static void test_uncounted_orphan(void **state)
     shm_segment_close(&seg);
 }
 
+/*
+ * The other side of the same hint, found while fixing the above: a consumer
+ * killed after taking an orphan (CAS to TAKEN) but before decrementing the
+ * count leaves the count above zero with no orphan anywhere. Idle consumers
+ * of the group then never sleep (their wake-up condition says "orphans
+ * waiting") and scan the registry in a busy loop, for good.
+ */
+static void test_overcounted_orphans(void **state)
+{
+    (void)state;
+    shm_segment *seg = make("race-overcount", 64, SHM_POLICY_BACKPRESSURE);
+    shm_consumer *c;
+    assert_int_equal(shm_consumer_open(seg, "g", "c", &c), 0);
+    atomic_fetch_add(&c->group->orphans, 1u);
+    shm_batch b;
+    assert_int_equal(shm_consume(c, 64, 0, &b), 0);
+    shm_group_stats gs;
+    assert_int_equal(shm_group_stats_get(seg, &gs, 1), 1);
+    if (gs.orphans != 0)
+        fail_msg("orphan count stays %u with no orphan in the group: idle consumers busy-loop",
+                 gs.orphans);
+    shm_consumer_close(&c);
+    shm_segment_close(&seg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -717,6 +742,7 @@ int main(void)
         cmocka_unit_test(test_late_reclaimer_robs_new_member),
         cmocka_unit_test(test_stuck_claim_with_short_consume_timeouts),
         cmocka_unit_test(test_uncounted_orphan),
+        cmocka_unit_test(test_overcounted_orphans),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
