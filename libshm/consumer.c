@@ -260,6 +260,14 @@ static bool take_orphan(shm_consumer *c, shm_batch *b)
             }
         }
     }
+    /* None found: if the count says otherwise, a taker was killed between
+     * its CAS to TAKEN and its decrement. Left above zero, the count keeps
+     * every idle consumer of the group from sleeping (something_ready), so
+     * reset it. An orphan marked meanwhile whose increment this reset
+     * swallows is found by the periodic scan in shm_consume(). */
+    uint32_t n = shm__load_relaxed(&g->orphans);
+    if (n > 0)
+        shm__cas(&g->orphans, &n, 0u);
     return false;
 }
 
