@@ -28,7 +28,7 @@
 #include <unistd.h>
 
 #define SPIN_BEFORE_SLEEP 2000
-#define SLEEP_SLICE_NS 10000000LL   /* re-check stuck slots at least this often */
+#define SLEEP_SLICE_NS 10000000LL   /* re-check a claimed, uncommitted slot this often */
 #define STUCK_AFTER_NS 10000000LL   /* a claimed slot uncommitted this long is checked */
 #define RECLAIM_EVERY_NS 100000000LL
 #define HEARTBEAT_EVERY_NS 100000000LL
@@ -51,7 +51,7 @@ static void group_lock(shm_segment *seg)
         int32_t holder = 0;
         if (shm__cas(&seg->hdr->group_lock, &holder, me))
             return;
-        if (holder != me && !shm_process_alive(holder, shm_process_start_time(holder)) &&
+        if (holder != me && !shm__pid_running(holder) &&
             shm__cas(&seg->hdr->group_lock, &holder, me))
             return; /* its holder died */
         sched_yield();
@@ -401,14 +401,20 @@ int shm_consume(shm_consumer *c, uint32_t max, int timeout_ms, shm_batch *b)
         }
         if (now >= deadline)
             return 0;
-        if (++spins < SPIN_BEFORE_SLEEP) {
+        /* Spin briefly once per wait (a record is often microseconds
+         * away), then sleep. Sleep in short slices only while a claimed
+         * slot is uncommitted (to notice a dead producer); an empty ring
+         * sleeps until woken, waking every 100 ms for liveness work. */
+        if (spins < SPIN_BEFORE_SLEEP) {
+            spins++;
             shm__cpu_relax();
             continue;
         }
-        spins = 0;
+        bool claimed = n0 < shm__load_acquire(&seg->hdr->head);
         int64_t slice = deadline - now;
-        if (slice > SLEEP_SLICE_NS)
-            slice = SLEEP_SLICE_NS;
+        int64_t cap = claimed ? SLEEP_SLICE_NS : RECLAIM_EVERY_NS;
+        if (slice > cap)
+            slice = cap;
         struct wait_arg arg = {c};
         shm__sleep_until(seg, slice, something_ready, &arg);
     }

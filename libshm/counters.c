@@ -15,6 +15,7 @@
 
 #include <sched.h>
 #include <string.h>
+#include <unistd.h>
 
 struct shm_counter {
     struct shm__named slot; /* shm_counter pointers point at shm__named */
@@ -40,10 +41,15 @@ int shm_counter_open(shm_segment *seg, const char *name, int kind, shm_counter *
                          SHM_COUNTER_NAME_MAX);
     if (seg->readonly)
         return shm__fail(SHM_EREADONLY, "segment %s is attached read-only", seg->name);
+    uint32_t writing = SHM__NAMED_WRITING | ((uint32_t)getpid() << 8);
     for (uint32_t i = 0; i < seg->hdr->counter_capacity; i++) {
         struct shm__named *n = &seg->named[i];
         uint32_t st = shm__load_acquire(&n->state);
-        while (st == SHM__NAMED_WRITING) { /* someone names this slot: wait */
+        while (SHM__NAMED_KIND(st) == SHM__NAMED_WRITING) {
+            /* Someone names this slot: wait for it, or take the slot over
+             * if that process died half-way. */
+            if (!shm__pid_running(SHM__NAMED_WRITER(st)) && shm__cas(&n->state, &st, writing))
+                goto write_name;
             sched_yield();
             st = shm__load_acquire(&n->state);
         }
@@ -54,10 +60,11 @@ int shm_counter_open(shm_segment *seg, const char *name, int kind, shm_counter *
             }
             continue;
         }
-        if (!shm__cas(&n->state, &st, SHM__NAMED_WRITING)) {
+        if (!shm__cas(&n->state, &st, writing)) {
             i--; /* lost the race for this slot: look at it again */
             continue;
         }
+    write_name:
         memset(n->name, 0, sizeof n->name);
         memcpy(n->name, name, strlen(name));
         n->kind = (uint32_t)kind;
@@ -121,22 +128,30 @@ int shm_catalog_put(shm_segment *seg, uint32_t tag_id, const void *rec, uint32_t
         return shm__fail(SHM_ETOOBIG, "catalog record of %u bytes; at most %d", len,
                          SHM_CATALOG_ENTRY_MAX);
     struct shm__catalog_entry *e = &seg->catalog[tag_id];
-    /* Writers of one entry are serialised by making the sequence odd with a
-     * CAS; readers retry while it is odd. */
-    uint32_t seq = shm__load_relaxed(&e->seq);
+    /* Writers of one entry are serialised by `writer` (a pid); a lock whose
+     * holder died is taken over, and the sequence it left odd is simply
+     * made even by our own write. */
+    int32_t me = (int32_t)getpid();
     for (;;) {
-        if (seq & 1u) {
-            sched_yield();
-            seq = shm__load_relaxed(&e->seq);
+        int32_t holder = 0;
+        if (shm__cas(&e->writer, &holder, me))
+            break;
+        if (holder == me || !shm__pid_running(holder)) {
+            if (shm__cas(&e->writer, &holder, me))
+                break;
             continue;
         }
-        if (shm__cas(&e->seq, &seq, seq + 1))
-            break;
+        sched_yield();
     }
+    uint32_t seq = shm__load_relaxed(&e->seq);
+    uint32_t odd = seq | 1u;
+    shm__store_relaxed(&e->seq, odd);
     shm__fence_release(); /* odd sequence before the data (seqlock writer) */
-    memcpy(e->data, rec, len);
+    if (len)
+        memcpy(e->data, rec, len); /* rec may be NULL for an empty entry */
     shm__store_relaxed(&e->len, len);
-    shm__store_release(&e->seq, seq + 2);
+    shm__store_release(&e->seq, odd + 1);
+    shm__store_release(&e->writer, 0);
     return 0;
 }
 

@@ -71,7 +71,8 @@ int shm__fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)
 /* Slot of sequence number s. */
 static inline struct shm__slot *shm__slot(const shm_segment *seg, uint64_t s)
 {
-    return (struct shm__slot *)(seg->ring + (size_t)(s & seg->mask) * seg->slot_size);
+    /* Slots are slot_size (a multiple of 64) apart from a page-aligned ring. */
+    return (struct shm__slot *)(void *)(seg->ring + (size_t)(s & seg->mask) * seg->slot_size);
 }
 static inline uint8_t *shm__slot_payload(struct shm__slot *slot)
 {
@@ -83,6 +84,10 @@ int64_t shm__now_ns(void);      /* CLOCK_REALTIME, ns */
 int64_t shm__mono_ns(void);     /* CLOCK_MONOTONIC, ns */
 void shm__log(const shm_segment *seg, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* True while pid exists and is not a zombie (no start-time check: for
+ * short windows where only the pid is known). */
+bool shm__pid_running(int32_t pid);
 
 /* members.c */
 int shm__member_join(shm_segment *seg, uint32_t role, uint32_t group, const char *name,

@@ -250,7 +250,11 @@ _Static_assert(offsetof(struct shm__member, batch) == 256, "member.batch at 256"
 
 /* ------------------------------------------------------- named counters */
 
+/* While a slot is being named, its state is WRITING | (pid << 8), so that a
+ * process killed half-way is noticed and the slot taken over. */
 enum shm__named_state { SHM__NAMED_FREE = 0, SHM__NAMED_WRITING = 1, SHM__NAMED_READY = 2 };
+#define SHM__NAMED_KIND(st) ((st)&0xffu)
+#define SHM__NAMED_WRITER(st) ((int32_t)((st) >> 8))
 
 struct shm__named {
     _Atomic uint32_t state;
@@ -262,10 +266,14 @@ _Static_assert(sizeof(struct shm__named) == 128, "named counter: 128 bytes");
 
 /* -------------------------------------------------------------- catalog */
 
-/* One encoded TagMeta per tag id, guarded by a seqlock: odd while written. */
+/* One encoded TagMeta per tag id, guarded by a seqlock (odd while written).
+ * Writers of one entry take `writer` (their pid) first; a lock held by a dead
+ * pid is taken over, so a writer killed mid-write wedges nobody. */
 struct shm__catalog_entry {
     _Atomic uint32_t seq;
     _Atomic uint32_t len;
+    _Atomic int32_t writer;
+    uint32_t reserved;
     uint8_t data[SHM_CATALOG_ENTRY_MAX];
 };
 _Static_assert(sizeof(struct shm__catalog_entry) == 1024, "catalog entry: 1 KiB");

@@ -31,7 +31,6 @@
  */
 #include "internal.h"
 
-#include <signal.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -286,7 +285,7 @@ int shm_reclaim(shm_segment *seg, shm_reclaim_report *report)
              * (if it died earlier, no bit of slot i is set anywhere, and
              * clearing a stale group's bit i touches nobody else's: slot i
              * is ours once the CAS to DEAD succeeds). */
-            if (kill(SHM__MEMBER_JOINER(st), 0) == 0 || !shm__cas(&m->state, &st, mine))
+            if (shm__pid_running(SHM__MEMBER_JOINER(st)) || !shm__cas(&m->state, &st, mine))
                 continue;
         } else if (kind == SHM_MEMBER_ACTIVE) {
             /* The identity read here may be a newer member's if the slot

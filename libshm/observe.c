@@ -66,9 +66,10 @@ int shm_group_stats_get(const shm_segment *seg, shm_group_stats *out, int max)
                 while (bits) {
                     uint32_t m = (uint32_t)w * 64 + (uint32_t)__builtin_ctzll(bits);
                     bits &= bits - 1;
+                    const struct shm__member *mb = &seg->members[m];
                     if (m < seg->hdr->max_members &&
-                        SHM__MEMBER_KIND(shm__load_acquire(&seg->members[m].state)) ==
-                            SHM_MEMBER_ACTIVE)
+                        SHM__MEMBER_KIND(shm__load_acquire(&mb->state)) == SHM_MEMBER_ACTIVE &&
+                        shm__member_alive(mb))
                         s->members++;
                 }
             }

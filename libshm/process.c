@@ -99,6 +99,17 @@ uint64_t shm_process_start_time(int32_t pid)
     return st;
 }
 
+bool shm__pid_running(int32_t pid)
+{
+    char state;
+    uint64_t st;
+    if (pid <= 0 || (kill(pid, 0) != 0 && errno == ESRCH))
+        return false;
+    if (read_stat(pid, &state, &st) != 0)
+        return false;
+    return state != 'Z' && state != 'X';
+}
+
 int shm_process_alive(int32_t pid, uint64_t start_time)
 {
     if (pid <= 0)

@@ -118,27 +118,46 @@ static inline void shm__stf64(uint8_t *p, double v)
 /* A root table whose header, vtable and inline extent were verified. */
 struct shm__fb_table {
     const uint8_t *buf;
-    size_t len;        /* buffer length, <= the kind's limit */
-    const char *kind;  /* "TagValue", "TagMeta": prefix of diagnostics */
-    uint32_t pos;      /* table start (its soffset) */
-    uint32_t size;     /* table inline bytes, soffset included */
-    uint32_t vt;       /* vtable start */
-    uint32_t vt_len;   /* vtable bytes */
+    size_t len;       /* buffer length, <= the kind's limit */
+    const char *kind; /* "TagValue", "TagMeta": prefix of diagnostics */
+    uint32_t pos;     /* table start (its soffset) */
+    uint32_t size;    /* table inline bytes, soffset included */
+    uint32_t vt;      /* vtable start */
+    uint32_t vt_len;  /* vtable bytes */
 };
 
 /* Verifies the buffer header (length within [8, len_max], file identifier,
  * root uoffset), then the root table: soffset, vtable position, alignment
  * and size, table inline size, all inside the buffer. Fills *t. Returns 0
  * or SHM_EBADRECORD with a diagnostic naming what was wrong. */
-int shm__fb_root(const void *buf, size_t len, const char *ident, size_t len_max,
-                 const char *kind, struct shm__fb_table *t);
+int shm__fb_root(const void *buf, size_t len, const char *ident, size_t len_max, const char *kind,
+                 struct shm__fb_table *t);
+
+/* Formats the diagnostic for a field that shm__fb_field() found bad (out
+ * of line: the failure path). Returns SHM_EBADRECORD. */
+int shm__fb_field_fail(const struct shm__fb_table *t, unsigned size, const char *name, uint32_t fo);
 
 /* Locates field `id` of `size` bytes (a scalar, or 4 for a uoffset): sets
  * *at to its buffer position, or 0 when absent (default applies). Checks it
  * lies inside the table's inline bytes, after the soffset, aligned to size.
- * Returns 0 or SHM_EBADRECORD; `name` names the field in the diagnostic. */
-int shm__fb_field(const struct shm__fb_table *t, unsigned id, unsigned size, const char *name,
-                  uint32_t *at);
+ * Returns 0 or SHM_EBADRECORD; `name` names the field in the diagnostic.
+ * Inline: the generic decoders call it once per field. */
+static inline int shm__fb_field(const struct shm__fb_table *t, unsigned id, unsigned size,
+                                const char *name, uint32_t *at)
+{
+    *at = 0;
+    uint32_t slot = 4 + 2 * (uint32_t)id;
+    if (slot + 2 > t->vt_len)
+        return 0; /* written by an older schema, or trimmed: the default applies */
+    uint32_t fo = shm__ld16(t->buf + t->vt + slot);
+    if (fo == 0)
+        return 0;
+    uint32_t pos = t->pos + fo; /* fo + size <= t->size keeps it inside the buffer */
+    if (fo < 4 || fo + size > t->size || (pos & (size - 1)) != 0) /* size: 1, 2, 4 or 8 */
+        return shm__fb_field_fail(t, size, name, fo);
+    *at = pos;
+    return 0;
+}
 
 /* Verifies the string of field `id` (uoffset non-zero and forward, length
  * prefix aligned and inside, at most max_len bytes, NUL inside the buffer,

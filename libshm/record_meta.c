@@ -40,6 +40,7 @@ _Static_assert(TM_STRINGS + TM_STRING_COUNT * (4 + SHM__META_STRING_MAX + 1) <=
                    SHM__TAG_META_LEN_MAX,
                "the largest TagMeta fits a catalog entry");
 
+/* clang-format off */
 static const uint8_t tm_prefix[TM_PREFIX_LEN] = {
     TM_ROOT, 0, 0, 0, 'S', 'H', 'M', 'C',
     22, 0,                /* vtable length: 4 + 2 * 9 fields */
@@ -56,6 +57,7 @@ static const uint8_t tm_prefix[TM_PREFIX_LEN] = {
     0, 0, 0, 0, 0, 0,     /* padding */
     TM_ROOT - 8, 0, 0, 0, /* soffset: vtable at 8 */
 };
+/* clang-format on */
 
 static const char *const tm_string_names[TM_STRING_COUNT] = {"name", "device", "unit"};
 
@@ -121,8 +123,8 @@ int shm_tag_meta_decode(const void *buf, size_t len, shm_tag_meta *out)
         uint8_t id, size;
         const char *name;
     } scalars[] = {
-        {0, 4, "id"}, {1, 4, "device_id"}, {5, 1, "data_type"},
-        {6, 1, "priority"}, {7, 8, "scale"}, {8, 8, "offset"},
+        {0, 4, "id"},       {1, 4, "device_id"}, {5, 1, "data_type"},
+        {6, 1, "priority"}, {7, 8, "scale"},     {8, 8, "offset"},
     };
     uint32_t at[6];
     for (unsigned i = 0; i < 6; i++) {

@@ -23,9 +23,9 @@ const char *shm_quality_name(int quality)
 const char *shm_data_type_name(int data_type)
 {
     static const char *const names[] = {
-        [SHM_DT_BOOL] = "BOOL",       [SHM_DT_BIT] = "BIT",         [SHM_DT_INT16] = "INT16",
-        [SHM_DT_UINT16] = "UINT16",   [SHM_DT_INT32] = "INT32",     [SHM_DT_UINT32] = "UINT32",
-        [SHM_DT_INT64] = "INT64",     [SHM_DT_UINT64] = "UINT64",   [SHM_DT_FLOAT32] = "FLOAT32",
+        [SHM_DT_BOOL] = "BOOL",       [SHM_DT_BIT] = "BIT",       [SHM_DT_INT16] = "INT16",
+        [SHM_DT_UINT16] = "UINT16",   [SHM_DT_INT32] = "INT32",   [SHM_DT_UINT32] = "UINT32",
+        [SHM_DT_INT64] = "INT64",     [SHM_DT_UINT64] = "UINT64", [SHM_DT_FLOAT32] = "FLOAT32",
         [SHM_DT_FLOAT64] = "FLOAT64", [SHM_DT_STRING] = "STRING",
     };
     if (data_type < 0 || (size_t)data_type >= sizeof names / sizeof names[0])

@@ -32,8 +32,8 @@ static void ident_text(const uint8_t *p, char *out, size_t cap)
     snprintf(out, cap, "\"%s\" (%02x %02x %02x %02x)", shown, p[0], p[1], p[2], p[3]);
 }
 
-int shm__fb_root(const void *buf, size_t len, const char *ident, size_t len_max,
-                 const char *kind, struct shm__fb_table *t)
+int shm__fb_root(const void *buf, size_t len, const char *ident, size_t len_max, const char *kind,
+                 struct shm__fb_table *t)
 {
     const uint8_t *b = buf;
     if (b == NULL)
@@ -55,11 +55,12 @@ int shm__fb_root(const void *buf, size_t len, const char *ident, size_t len_max,
 
     uint32_t root = shm__ld32(b);
     if (root < 8)
-        return shm__fail(SHM_EBADRECORD, "%s: root offset %" PRIu32 " points into the 8-byte header",
-                         kind, root);
+        return shm__fail(SHM_EBADRECORD,
+                         "%s: root offset %" PRIu32 " points into the 8-byte header", kind, root);
     if ((uint64_t)root + 4 > len)
-        return shm__fail(SHM_EBADRECORD, "%s: root offset %" PRIu32 " is outside the %zu-byte buffer",
-                         kind, root, len);
+        return shm__fail(SHM_EBADRECORD,
+                         "%s: root offset %" PRIu32 " is outside the %zu-byte buffer", kind, root,
+                         len);
     if (root % 4 != 0)
         return shm__fail(SHM_EBADRECORD, "%s: root table at %" PRIu32 " is not 4-byte aligned",
                          kind, root);
@@ -72,7 +73,8 @@ int shm__fb_root(const void *buf, size_t len, const char *ident, size_t len_max,
                          ") is outside the %zu-byte buffer",
                          kind, vt, root, soffset, len);
     if (vt % 2 != 0)
-        return shm__fail(SHM_EBADRECORD, "%s: vtable at %" PRId64 " is not 2-byte aligned", kind, vt);
+        return shm__fail(SHM_EBADRECORD, "%s: vtable at %" PRId64 " is not 2-byte aligned", kind,
+                         vt);
 
     uint32_t vt_len = shm__ld16(b + vt);
     uint32_t size = shm__ld16(b + vt + 2);
@@ -111,16 +113,8 @@ int shm__fb_root(const void *buf, size_t len, const char *ident, size_t len_max,
     return 0;
 }
 
-int shm__fb_field(const struct shm__fb_table *t, unsigned id, unsigned size, const char *name,
-                  uint32_t *at)
+int shm__fb_field_fail(const struct shm__fb_table *t, unsigned size, const char *name, uint32_t fo)
 {
-    *at = 0;
-    uint32_t slot = 4 + 2 * (uint32_t)id;
-    if (slot + 2 > t->vt_len)
-        return 0; /* written by an older schema, or trimmed: the default applies */
-    uint32_t fo = shm__ld16(t->buf + t->vt + slot);
-    if (fo == 0)
-        return 0;
     if (fo < 4)
         return shm__fail(SHM_EBADRECORD,
                          "%s.%s: field offset %" PRIu32 " overlaps the table's soffset", t->kind,
@@ -130,12 +124,8 @@ int shm__fb_field(const struct shm__fb_table *t, unsigned id, unsigned size, con
                          "%s.%s: field at table offset %" PRIu32 " (%u bytes) lies outside the "
                          "%" PRIu32 "-byte table",
                          t->kind, name, fo, size, t->size);
-    uint32_t pos = t->pos + fo;
-    if (pos % size != 0)
-        return shm__fail(SHM_EBADRECORD, "%s.%s: field at %" PRIu32 " is not %u-byte aligned",
-                         t->kind, name, pos, size);
-    *at = pos;
-    return 0;
+    return shm__fail(SHM_EBADRECORD, "%s.%s: field at %" PRIu32 " is not %u-byte aligned", t->kind,
+                     name, t->pos + fo, size);
 }
 
 int shm__fb_string(const struct shm__fb_table *t, unsigned id, const char *name, uint32_t max_len,
@@ -178,8 +168,8 @@ int shm__fb_string(const struct shm__fb_table *t, unsigned id, const char *name,
                          t->kind, name, s);
     const uint8_t *nul = memchr(bytes, 0, n);
     if (nul != NULL)
-        return shm__fail(SHM_EBADRECORD, "%s.%s: string contains a NUL byte at index %td",
-                         t->kind, name, nul - bytes);
+        return shm__fail(SHM_EBADRECORD, "%s.%s: string contains a NUL byte at index %td", t->kind,
+                         name, nul - bytes);
     if (!shm__utf8_valid(bytes, n))
         return shm__fail(SHM_EBADRECORD, "%s.%s: string is not valid UTF-8", t->kind, name);
     *out = (const char *)bytes;

@@ -327,7 +327,7 @@ SHM_API int shm_counter_foreach(const shm_segment *seg, shm_counter_visit_fn fn,
 SHM_API int shm_catalog_put(shm_segment *seg, uint32_t tag_id, const void *rec, uint32_t len);
 /* Copies entry tag_id into buf; returns its length, 0 when empty, or a code. */
 SHM_API int shm_catalog_get(const shm_segment *seg, uint32_t tag_id, void *buf, uint32_t cap);
-#define SHM_CATALOG_ENTRY_MAX 1016
+#define SHM_CATALOG_ENTRY_MAX 1008
 
 /* ------------------------------------------------------- observation */
 
@@ -340,7 +340,7 @@ typedef struct shm_group_stats {
     uint64_t lag;         /* head - tail_seq */
     double utilization;   /* lag / slot_count, 0..1 */
     uint64_t consumed, lost, redelivered, batches, invalid, lost_events, padded;
-    uint32_t members;     /* live members */
+    uint32_t members;     /* members whose process is alive */
     uint32_t orphans;     /* batches waiting for re-delivery */
 } shm_group_stats;
 

@@ -6,6 +6,7 @@
  *   record_tool encode-meta OUT [key=value ...]    build a TagMeta into file OUT
  *   record_tool decode FILE...                     verify and read each file,
  *                                                  print one JSON line per file
+ *   record_tool decode-value|decode-meta FILE...   the same, as that kind
  *
  * Keys are the schema's field names. Integers accept 0x hex; doubles accept
  * what strtod does (hex floats, "nan", "inf"), or exact bits through
@@ -27,7 +28,7 @@
 static int usage(void)
 {
     fprintf(stderr, "usage: record_tool encode-value|encode-meta OUT [key=value ...]\n"
-                    "       record_tool decode FILE...\n");
+                    "       record_tool decode|decode-value|decode-meta FILE...\n");
     return 2;
 }
 
@@ -215,7 +216,9 @@ static void json_double(const char *key, double d)
         printf("%.17g", d);
 }
 
-static int decode_file(const char *path)
+enum decode_as { AS_IDENT, AS_VALUE, AS_META };
+
+static int decode_file(const char *path, enum decode_as as)
 {
     static unsigned char buf[1 << 20];
     FILE *f = fopen(path, "rb");
@@ -231,7 +234,7 @@ static int decode_file(const char *path)
         return 2;
     memcpy(rec, buf, len);
 
-    int is_meta = len >= 8 && memcmp(rec + 4, "SHMC", 4) == 0;
+    int is_meta = as == AS_META || (as == AS_IDENT && len >= 8 && memcmp(rec + 4, "SHMC", 4) == 0);
     printf("{\"file\":");
     json_str(path);
     printf(",\"len\":%zu,\"kind\":\"%s\"", len, is_meta ? "TagMeta" : "TagValue");
@@ -284,10 +287,15 @@ int main(int argc, char **argv)
         return encode_value(argv[2], argc - 3, argv + 3);
     if (strcmp(argv[1], "encode-meta") == 0)
         return encode_meta(argv[2], argc - 3, argv + 3);
-    if (strcmp(argv[1], "decode") == 0) {
+    enum decode_as as = AS_IDENT;
+    if (strcmp(argv[1], "decode-value") == 0)
+        as = AS_VALUE;
+    else if (strcmp(argv[1], "decode-meta") == 0)
+        as = AS_META;
+    if (as != AS_IDENT || strcmp(argv[1], "decode") == 0) {
         int status = 0;
         for (int i = 2; i < argc; i++) {
-            int rc = decode_file(argv[i]);
+            int rc = decode_file(argv[i], as);
             if (rc > status)
                 status = rc;
         }

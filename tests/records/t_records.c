@@ -8,9 +8,10 @@
  */
 #include "record_internal.h"
 
-#include <setjmp.h>
+#include <setjmp.h> /* cmocka.h needs these three first */
 #include <stdarg.h>
 #include <stddef.h>
+
 #include <cmocka.h>
 
 #include <math.h>
@@ -65,13 +66,27 @@ static int decode_exact(const uint8_t *b, size_t n, shm_tag_value *out)
 
 static const shm_tag_value value_cases[] = {
     {0},
-    {.sequence = UINT64_MAX, .timestamp_ns = INT64_MAX, .device_id = UINT32_MAX,
-     .tag_id = UINT32_MAX, .value = 1.7976931348623157e308, .raw = INT64_MAX, .quality = 255,
-     .exception_code = 255, .flags = UINT16_MAX},
-    {.sequence = 1, .timestamp_ns = INT64_MIN, .value = -0.0, .raw = INT64_MIN,
+    {.sequence = UINT64_MAX,
+     .timestamp_ns = INT64_MAX,
+     .device_id = UINT32_MAX,
+     .tag_id = UINT32_MAX,
+     .value = 1.7976931348623157e308,
+     .raw = INT64_MAX,
+     .quality = 255,
+     .exception_code = 255,
+     .flags = UINT16_MAX},
+    {.sequence = 1,
+     .timestamp_ns = INT64_MIN,
+     .value = -0.0,
+     .raw = INT64_MIN,
      .quality = SHM_Q_DECODE_ERROR},
-    {.sequence = 42, .timestamp_ns = 1763900000123456789, .device_id = 3, .tag_id = 17,
-     .value = 21.5, .raw = 2150, .quality = SHM_Q_GOOD},
+    {.sequence = 42,
+     .timestamp_ns = 1763900000123456789,
+     .device_id = 3,
+     .tag_id = 17,
+     .value = 21.5,
+     .raw = 2150,
+     .quality = SHM_Q_GOOD},
     {.sequence = 43, .value = 4.9406564584124654e-324, .quality = SHM_Q_STALE},
     {.sequence = 44, .quality = SHM_Q_DEVICE_EXCEPTION, .exception_code = 2, .flags = 0x8001},
 };
@@ -79,7 +94,11 @@ static const shm_tag_value value_cases[] = {
 static void test_value_round_trip(void **state)
 {
     (void)state;
-    const double specials[] = {NAN, -NAN, INFINITY, -INFINITY, double_of(0x7ff8000000000123),
+    const double specials[] = {NAN,
+                               -NAN,
+                               INFINITY,
+                               -INFINITY,
+                               double_of(0x7ff8000000000123),
                                double_of(0xfff0000000000001) /* signalling NaN */};
     for (size_t i = 0; i < sizeof value_cases / sizeof value_cases[0] + 6; i++) {
         shm_tag_value v = value_cases[i % (sizeof value_cases / sizeof value_cases[0])];
@@ -174,8 +193,8 @@ static void test_value_other_layouts(void **state)
     (void)state;
     uint8_t b[96] = {0};
     memcpy(b + 4, "SHMV", 4);
-    shm__st32(b, 8);                   /* table at 8 */
-    const uint32_t table = 8, vt = 40; /* table 8..40, vtable at 40 */
+    shm__st32(b, 8);                                       /* table at 8 */
+    const uint32_t table = 8, vt = 40;                     /* table 8..40, vtable at 40 */
     shm__st32(b + table, (uint32_t)(int32_t)(table - vt)); /* soffset -32 */
     shm__st32(b + table + 4, 77);                          /* tag_id */
     shm__st64(b + table + 8, 123456789);                   /* raw */
@@ -232,11 +251,24 @@ static void test_meta_round_trip(void **state)
 
     const shm_tag_meta cases[] = {
         {.scale = 1.0},
-        {.id = 1, .device_id = 2, .name = "boiler1.temperature", .device = "plc1",
-         .unit = "\xc2\xb0" "C", .data_type = SHM_DT_FLOAT32, .priority = 3, .scale = 0.1,
+        {.id = 1,
+         .device_id = 2,
+         .name = "boiler1.temperature",
+         .device = "plc1",
+         .unit = "\xc2\xb0"
+                 "C",
+         .data_type = SHM_DT_FLOAT32,
+         .priority = 3,
+         .scale = 0.1,
          .offset = -273.15},
-        {.id = UINT32_MAX, .device_id = UINT32_MAX, .name = longest, .device = longest,
-         .unit = longest, .data_type = SHM_DT_STRING, .priority = 255, .scale = NAN,
+        {.id = UINT32_MAX,
+         .device_id = UINT32_MAX,
+         .name = longest,
+         .device = longest,
+         .unit = longest,
+         .data_type = SHM_DT_STRING,
+         .priority = 255,
+         .scale = NAN,
          .offset = -INFINITY},
         {.id = 5, .name = "", .device = "d", .unit = "ab", .scale = 0.0, .offset = -0.0},
     };
@@ -327,19 +359,21 @@ static void test_utf8(void **state)
     } cases[] = {
         {"", 1},
         {"plain ascii", 1},
-        {"\xc2\xb0" "C", 1},                 /* degree sign */
-        {"\xe2\x82\xac", 1},                 /* euro */
-        {"\xf0\x9f\x98\x80", 1},             /* emoji */
-        {"\xf4\x8f\xbf\xbf", 1},             /* U+10FFFF */
-        {"\x80", 0},                         /* lone continuation */
-        {"\xc0\xaf", 0},                     /* overlong '/' */
-        {"\xe0\x80\xaf", 0},                 /* overlong, 3 bytes */
-        {"\xed\xa0\x80", 0},                 /* surrogate U+D800 */
-        {"\xf4\x90\x80\x80", 0},             /* U+110000 */
-        {"\xf5\x80\x80\x80", 0},             /* lead byte > 0xf4 */
-        {"\xe2\x82", 0},                     /* truncated */
-        {"a\xc3", 0},                        /* truncated at the end */
-        {"\xc3\x28", 0},                     /* bad continuation */
+        {"\xc2\xb0"
+         "C",
+         1},                     /* degree sign */
+        {"\xe2\x82\xac", 1},     /* euro */
+        {"\xf0\x9f\x98\x80", 1}, /* emoji */
+        {"\xf4\x8f\xbf\xbf", 1}, /* U+10FFFF */
+        {"\x80", 0},             /* lone continuation */
+        {"\xc0\xaf", 0},         /* overlong '/' */
+        {"\xe0\x80\xaf", 0},     /* overlong, 3 bytes */
+        {"\xed\xa0\x80", 0},     /* surrogate U+D800 */
+        {"\xf4\x90\x80\x80", 0}, /* U+110000 */
+        {"\xf5\x80\x80\x80", 0}, /* lead byte > 0xf4 */
+        {"\xe2\x82", 0},         /* truncated */
+        {"a\xc3", 0},            /* truncated at the end */
+        {"\xc3\x28", 0},         /* bad continuation */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         assert_int_equal(shm__utf8_valid((const uint8_t *)cases[i].s, strlen(cases[i].s)),

@@ -14,9 +14,10 @@
  */
 #include "record_internal.h"
 
-#include <setjmp.h>
+#include <setjmp.h> /* cmocka.h needs these three first */
 #include <stdarg.h>
 #include <stddef.h>
+
 #include <cmocka.h>
 
 #include <stdint.h>
@@ -66,8 +67,14 @@ static void expect_reject(enum kind k, const uint8_t *b, size_t n, const char *e
 
 static size_t good_value(uint8_t *b)
 {
-    shm_tag_value v = {.sequence = 7, .timestamp_ns = 1, .device_id = 2, .tag_id = 3,
-                       .value = 4.5, .raw = 6, .quality = SHM_Q_STALE, .flags = 1};
+    shm_tag_value v = {.sequence = 7,
+                       .timestamp_ns = 1,
+                       .device_id = 2,
+                       .tag_id = 3,
+                       .value = 4.5,
+                       .raw = 6,
+                       .quality = SHM_Q_STALE,
+                       .flags = 1};
     int n = shm_tag_value_encode(&v, b, SHM_TAG_VALUE_MAX);
     assert_int_equal(n, SHM__TAG_VALUE_LEN);
     return (size_t)n;
@@ -75,8 +82,13 @@ static size_t good_value(uint8_t *b)
 
 static size_t good_meta(uint8_t *b)
 {
-    shm_tag_meta m = {.id = 1, .device_id = 2, .name = "tank.level", .device = "plc",
-                      .unit = "m", .data_type = SHM_DT_INT16, .scale = 0.01};
+    shm_tag_meta m = {.id = 1,
+                      .device_id = 2,
+                      .name = "tank.level",
+                      .device = "plc",
+                      .unit = "m",
+                      .data_type = SHM_DT_INT16,
+                      .scale = 0.01};
     int n = shm_tag_meta_encode(&m, b, SHM_CATALOG_ENTRY_MAX);
     assert_true(n > 0);
     return (size_t)n;
@@ -126,7 +138,10 @@ static void test_size_limit(void **state)
     good_value(b);
     expect_reject(VALUE, b, SHM__TAG_VALUE_LEN_MAX + 1, "4081-byte buffer exceeds the 4080-byte");
     good_meta(b);
-    expect_reject(META, b, SHM__TAG_META_LEN_MAX + 1, "1017-byte buffer exceeds the 1016-byte");
+    char want[64];
+    snprintf(want, sizeof want, "%d-byte buffer exceeds the %d-byte", SHM__TAG_META_LEN_MAX + 1,
+             SHM__TAG_META_LEN_MAX);
+    expect_reject(META, b, SHM__TAG_META_LEN_MAX + 1, want);
     free(b);
 }
 
@@ -207,7 +222,8 @@ static void test_table_and_fields(void **state)
     expect_reject(VALUE, b, n, "TagValue.sequence: field offset 2 overlaps the table's soffset");
     memcpy(b, good, n);
     shm__st16(b + 12, 44); /* sequence at table+44: 8 bytes past a 48-byte table */
-    expect_reject(VALUE, b, n, "TagValue.sequence: field at table offset 44 (8 bytes) lies outside");
+    expect_reject(VALUE, b, n,
+                  "TagValue.sequence: field at table offset 44 (8 bytes) lies outside");
     memcpy(b, good, n);
     shm__st16(b + 12 + 2 * 8, 48); /* flags just past the table */
     expect_reject(VALUE, b, n, "TagValue.flags: field at table offset 48 (2 bytes) lies outside");
@@ -314,8 +330,8 @@ static void test_single_byte_sweep(void **state)
                     accepted++;
                 } else {
                     assert_int_equal(rc, SHM_EBADRECORD);
-                    assert_true(strncmp(shm_last_error(), k == VALUE ? "TagValue" : "TagMeta",
-                                        7) == 0);
+                    assert_true(strncmp(shm_last_error(), k == VALUE ? "TagValue" : "TagMeta", 7) ==
+                                0);
                     rejected++;
                 }
             }
@@ -329,10 +345,14 @@ static void test_single_byte_sweep(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_truncated),         cmocka_unit_test(test_identifier),
-        cmocka_unit_test(test_size_limit),        cmocka_unit_test(test_root_offset),
-        cmocka_unit_test(test_vtable),            cmocka_unit_test(test_table_and_fields),
-        cmocka_unit_test(test_strings),           cmocka_unit_test(test_nesting_not_followed),
+        cmocka_unit_test(test_truncated),
+        cmocka_unit_test(test_identifier),
+        cmocka_unit_test(test_size_limit),
+        cmocka_unit_test(test_root_offset),
+        cmocka_unit_test(test_vtable),
+        cmocka_unit_test(test_table_and_fields),
+        cmocka_unit_test(test_strings),
+        cmocka_unit_test(test_nesting_not_followed),
         cmocka_unit_test(test_single_byte_sweep),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
