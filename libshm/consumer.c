@@ -243,7 +243,11 @@ static bool take_orphan(shm_consumer *c, shm_batch *b)
                     continue;
                 if (!shm__cas(&be->state, &st, SHM__BATCH_TAKEN_BY(c->index)))
                     continue;
-                shm__fetch_sub_relaxed(&g->orphans, 1);
+                /* Saturating: an orphan whose reclaimer was killed before
+                 * counting it is found by the periodic scan, uncounted. */
+                uint32_t n = shm__load_relaxed(&g->orphans);
+                while (n > 0 && !shm__cas(&g->orphans, &n, n - 1)) {
+                }
                 memset(b, 0, sizeof *b);
                 b->first_seq = shm__load_relaxed(&be->start);
                 b->count = shm__load_relaxed(&be->count);
@@ -256,6 +260,14 @@ static bool take_orphan(shm_consumer *c, shm_batch *b)
             }
         }
     }
+    /* None found: if the count says otherwise, a taker was killed between
+     * its CAS to TAKEN and its decrement. Left above zero, the count keeps
+     * every idle consumer of the group from sleeping (something_ready), so
+     * reset it. An orphan marked meanwhile whose increment this reset
+     * swallows is found by the periodic scan in shm_consume(). */
+    uint32_t n = shm__load_relaxed(&g->orphans);
+    if (n > 0)
+        shm__cas(&g->orphans, &n, 0u);
     return false;
 }
 
@@ -381,6 +393,11 @@ int shm_consume(shm_consumer *c, uint32_t max, int timeout_ms, shm_batch *b)
         if (now - c->last_reclaim_ns >= RECLAIM_EVERY_NS) {
             c->last_reclaim_ns = now;
             shm_reclaim(seg, NULL);
+            /* The orphan count is a hint: a reclaimer killed between
+             * marking a batch ORPHANED and counting it leaves an orphan
+             * that the fast path above never looks for. Look anyway. */
+            if (take_orphan(c, b))
+                return (int)b->count;
         }
         if (now >= deadline)
             return 0;

@@ -365,6 +365,21 @@ static void fail_state(shm_segment *seg, const char *what)
     for (int i = 0; i < CHILDREN; i++)
         if (kids[i] > 0)
             shmtest_kill(kids[i]);
+    /* What is still held, for the diagnosis. */
+    for (uint32_t i = 0; i < seg->hdr->max_members; i++) {
+        struct shm__member *m = &seg->members[i];
+        uint32_t st = atomic_load(&m->state);
+        for (int e = 0; e < SHM_MEMBER_BATCHES; e++) {
+            uint32_t bs = atomic_load(&m->batch[e].state);
+            if (bs != SHM__BATCH_NONE)
+                print_message("member %u (state %u tag %u, pid %d, group %u): entry %d state %u "
+                              "taker %d start %llu count %u\n",
+                              i, SHM__MEMBER_KIND(st), SHM__MEMBER_TAG(st), m->pid, m->group, e,
+                              SHM__BATCH_KIND(bs), SHM__BATCH_TAKER(bs),
+                              (unsigned long long)atomic_load(&m->batch[e].start),
+                              atomic_load(&m->batch[e].count));
+        }
+    }
     fail_msg("%s: head %llu; a: next %llu tail %llu orphans %u; b: next %llu tail %llu "
              "orphans %u; errors %u: %s",
              what, (unsigned long long)rs.head_seq, (unsigned long long)gs[0].next_seq,

@@ -648,6 +648,88 @@ static void test_stuck_claim_with_short_consume_timeouts(void **state)
     shm_segment_close(&seg);
 }
 
+/*
+ * Found by test_kill (drop-oldest storm, 1 run in 25: a dead member's batch
+ * ORPHANED for good, the group's orphan count 0, its tail stuck behind it).
+ * A reclaimer marks a batch ORPHANED with a CAS and then counts it in the
+ * group's `orphans`; consumers look for orphans only while that count is
+ * above zero. A reclaimer killed between the two leaves an orphan nobody
+ * ever looks for: never re-delivered, and under backpressure the group's
+ * tail, held at its start, wedges the ring.
+ */
+static void test_uncounted_orphan(void **state)
+{
+    (void)state;
+    shm_segment *seg = make("race-orphan", 64, SHM_POLICY_BACKPRESSURE);
+    shm_consumer *c;
+    shm_producer *p;
+    assert_int_equal(shm_consumer_open(seg, "g", "c", &c), 0);
+    assert_int_equal(shm_producer_open(seg, "p", &p), 0);
+    uint64_t first = 0, seq;
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(shm_put(p, "r", 1, &seq), 0);
+        if (i == 0)
+            first = seq;
+    }
+    int dead_slot = first_free_member(seg);
+    struct take_arg tg = {seg, "g"};
+    run_child(take_and_die, &tg); /* dies holding [first, 4) */
+    pid_t reclaimer = shmtest_fork(exit_at_once, NULL);
+    assert_true(reclaimer > 0);
+    assert_true(shmtest_wait_pid(reclaimer, 10000) != -1);
+    /* The reclaimer's last acts: member DEAD (its cleanup), batch ORPHANED;
+     * killed before counting the orphan. */
+    struct shm__member *dm = &seg->members[dead_slot];
+    atomic_store(&dm->state, SHM__MEMBER_STATE(SHM_MEMBER_DEAD, (uint32_t)reclaimer));
+    atomic_store(&dm->batch[0].state, (uint32_t)SHM__BATCH_ORPHANED);
+
+    shm_batch b;
+    shm_record r;
+    int redelivered = 0;
+    for (int i = 0; i < 400 && !redelivered; i++) {
+        if (shm_consume(c, 64, 5, &b) <= 0)
+            continue;
+        redelivered = b.redelivered && b.first_seq == first;
+        while (shm_batch_next(c, &b, &r) == 1) {
+        }
+        assert_int_equal(shm_ack(c, &b), 0);
+    }
+    if (!redelivered)
+        fail_msg("the orphaned batch %llu+4 was never delivered again", (unsigned long long)first);
+    shm_group_stats gs;
+    assert_int_equal(shm_group_stats_get(seg, &gs, 1), 1);
+    assert_int_equal(gs.tail_seq, first + 4);
+    assert_int_equal(gs.orphans, 0);
+    shm_producer_close(&p);
+    shm_consumer_close(&c);
+    shm_segment_close(&seg);
+}
+
+/*
+ * The other side of the same hint, found while fixing the above: a consumer
+ * killed after taking an orphan (CAS to TAKEN) but before decrementing the
+ * count leaves the count above zero with no orphan anywhere. Idle consumers
+ * of the group then never sleep (their wake-up condition says "orphans
+ * waiting") and scan the registry in a busy loop, for good.
+ */
+static void test_overcounted_orphans(void **state)
+{
+    (void)state;
+    shm_segment *seg = make("race-overcount", 64, SHM_POLICY_BACKPRESSURE);
+    shm_consumer *c;
+    assert_int_equal(shm_consumer_open(seg, "g", "c", &c), 0);
+    atomic_fetch_add(&c->group->orphans, 1u);
+    shm_batch b;
+    assert_int_equal(shm_consume(c, 64, 0, &b), 0);
+    shm_group_stats gs;
+    assert_int_equal(shm_group_stats_get(seg, &gs, 1), 1);
+    if (gs.orphans != 0)
+        fail_msg("orphan count stays %u with no orphan in the group: idle consumers busy-loop",
+                 gs.orphans);
+    shm_consumer_close(&c);
+    shm_segment_close(&seg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -659,6 +741,8 @@ int main(void)
         cmocka_unit_test(test_stale_owner_pads_live_producer),
         cmocka_unit_test(test_late_reclaimer_robs_new_member),
         cmocka_unit_test(test_stuck_claim_with_short_consume_timeouts),
+        cmocka_unit_test(test_uncounted_orphan),
+        cmocka_unit_test(test_overcounted_orphans),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
