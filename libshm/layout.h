@@ -281,6 +281,8 @@ _Static_assert(sizeof(struct shm__catalog_entry) == 1024, "catalog entry: 1 KiB"
 /* ------------------------------------------------------------ ring slot */
 
 enum shm__slot_flags { SHM__SLOT_PAD = 1u };
+/* slot.owner while a reclaimer pads the slot (and after, until reused). */
+#define SHM__SLOT_PADDER ((uint16_t)0xffff)
 
 struct shm__slot {
     _Atomic uint64_t stamp;

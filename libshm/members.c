@@ -179,15 +179,30 @@ bool shm__pad_slot(shm_segment *seg, uint64_t s, uint64_t expected)
 {
     struct shm__slot *slot = shm__slot(seg, s);
     uint64_t st = expected;
-    /* Take the slot the way a producer would, so that a concurrent producer
-     * (drop-oldest) and we never both write it. */
-    if (!shm__cas(&slot->stamp, &st, SHM__STAMP_BUSY(s)))
-        return false;
+    /* Take the slot exclusively before writing it, so that neither a
+     * concurrent producer (drop-oldest) nor another padder writes it too:
+     *  - not taken yet: CAS the stamp to BUSY(s), as a producer would;
+     *  - already BUSY(s) (its writer died mid-write): producers wait on a
+     *    BUSY slot, so only padders compete; the one whose CAS moves `owner`
+     *    to PADDER pads it, the others back off. */
+    if (st == SHM__STAMP_BUSY(s)) {
+        uint16_t owner = shm__load_relaxed(&slot->owner);
+        if (owner == SHM__SLOT_PADDER || !shm__cas(&slot->owner, &owner, SHM__SLOT_PADDER))
+            return false;
+        if (shm__load_acquire(&slot->stamp) != SHM__STAMP_BUSY(s))
+            return false; /* published meanwhile: nothing to pad */
+    } else {
+        if (!shm__cas(&slot->stamp, &st, SHM__STAMP_BUSY(s)))
+            return false;
+        shm__store_relaxed(&slot->owner, SHM__SLOT_PADDER);
+    }
     shm__store_relaxed(&slot->len, 0);
     shm__store_relaxed(&slot->flags, (uint16_t)SHM__SLOT_PAD);
-    shm__store_relaxed(&slot->owner, (uint16_t)0xffff);
-    /* Release: len/flags are visible to a consumer that acquires DONE(s). */
-    shm__store_release(&slot->stamp, SHM__STAMP_DONE(s));
+    /* Release (acq_rel CAS): len/flags are visible to a consumer that
+     * acquires DONE(s). We own the slot; the CAS only guards the invariant. */
+    uint64_t busy = SHM__STAMP_BUSY(s);
+    if (!shm__cas(&slot->stamp, &busy, SHM__STAMP_DONE(s)))
+        return false;
     shm__fetch_add_relaxed(&seg->ctr->slots_reclaimed, 1);
     shm__fence_seq_cst(); /* pairs with sleepers++ in shm__sleep_until */
     if (shm__load_relaxed(&seg->hdr->sleepers) > 0)
