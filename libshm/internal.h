@@ -58,6 +58,11 @@ struct shm_consumer {
     uint32_t group_index;
     int64_t last_heartbeat_ns;
     uint8_t *copy;       /* drop-oldest: validated copy of the current record */
+    /* Waiting is measured across shm_consume() calls, so that consumers
+     * polling with short timeouts still resolve stuck slots and reclaim. */
+    uint64_t stuck_seq;      /* the uncommitted sequence last waited on */
+    int64_t stuck_since_ns;  /* since when (monotonic) */
+    int64_t last_reclaim_ns; /* last periodic shm_reclaim() */
 };
 
 /* error.c */
@@ -98,6 +103,8 @@ bool shm__pad_slot(shm_segment *seg, uint64_t s, uint64_t expected);
 /* consumer.c */
 uint64_t shm__group_compute_tail(const shm_segment *seg, const struct shm__group *g);
 void shm__group_advance_tail(shm_segment *seg, struct shm__group *g);
+/* Recomputes every active group's tail (CAS-max; safe from any member). */
+void shm__refresh_tails(shm_segment *seg);
 /* Smallest tail over active groups; head when there is no group. */
 uint64_t shm__min_tail(shm_segment *seg);
 

@@ -182,22 +182,30 @@ int shm_claim(shm_producer *p, uint32_t n, shm_slots *c)
     int got;
     if (seg->policy == SHM_POLICY_BACKPRESSURE) {
         got = claim_backpressure(p, n, &first);
+        /* A producer may retry at once: keep the refusal cheap and do the
+         * slower checks on every 64th only, so a spinning producer does not
+         * keep stealing the tail's cache line. */
+        if (got < 0 && (++p->full_streak & 63u) == 1u) {
+            /* A group's tail is a cache of min(next, held batch starts),
+             * recomputed on acknowledgements. A computation that raced with
+             * a batch being withdrawn (a member's failed CAS of next, a dead
+             * member's PENDING entry dropped by reclaim) leaves it too low,
+             * and when the ring is then quiescent nobody acknowledges again:
+             * the ring would stay full for good. Recompute before refusing. */
+            shm__refresh_tails(seg);
+            shm__check_utilization(seg);
+            int64_t now = shm__mono_ns();
+            if (now - p->last_reclaim_ns > FULL_RECLAIM_EVERY_NS) {
+                /* A dead consumer may be holding the tail back. */
+                p->last_reclaim_ns = now;
+                shm_reclaim(seg, NULL);
+            }
+            got = claim_backpressure(p, n, &first);
+        }
         if (got < 0) {
             shm__store_release(&me->claim_state, gen | SHM__CLAIM_IDLE);
             shm__fetch_add_relaxed(&seg->ctr->full_rejections, 1);
             shm__fetch_add_relaxed(&seg->ctr->overflow_events, 1);
-            /* A producer may retry at once: keep the refusal cheap and do
-             * the slower checks on every 64th only, so a spinning producer
-             * does not keep stealing the tail's cache line. */
-            if ((++p->full_streak & 63u) == 1u) {
-                shm__check_utilization(seg);
-                int64_t now = shm__mono_ns();
-                if (now - p->last_reclaim_ns > FULL_RECLAIM_EVERY_NS) {
-                    /* A dead consumer may be holding the tail back. */
-                    p->last_reclaim_ns = now;
-                    shm_reclaim(seg, NULL);
-                }
-            }
             return shm__fail(SHM_EFULL, "segment %s: ring full", seg->name);
         }
     } else {
