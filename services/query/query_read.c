@@ -27,14 +27,28 @@ static bool all_digits(const char *s)
     return true;
 }
 
+/* The shortest decimal form that reads back as the same double (22.2, not
+ * 22.199999999999999). */
+static void format_double(double v, char *buf, size_t len)
+{
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(buf, len, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v)
+            return;
+    }
+}
+
 static void print_value_json(double v)
 {
-    if (isnan(v))
+    char b[40];
+    if (isnan(v)) {
         fputs("\"NaN\"", stdout);
-    else if (isinf(v))
+    } else if (isinf(v)) {
         fputs(v > 0 ? "\"Infinity\"" : "\"-Infinity\"", stdout);
-    else
-        printf("%.17g", v);
+    } else {
+        format_double(v, b, sizeof b);
+        fputs(b, stdout);
+    }
 }
 
 static void print_json_string(const char *s)
@@ -84,8 +98,10 @@ static void print_points(const chunk_series *p, const char *label, int format)
             fputs(t, stdout);
             putchar(',');
             print_csv_field(label);
-            printf(",%.17g,%s,%u,%llu\n", p->value[i], shm_quality_name(p->quality[i]),
-                   p->exception[i], (unsigned long long)p->seq[i]);
+            char v[40];
+            format_double(p->value[i], v, sizeof v);
+            printf(",%s,%s,%u,%llu\n", v, shm_quality_name(p->quality[i]), p->exception[i],
+                   (unsigned long long)p->seq[i]);
         }
     }
 }
