@@ -72,7 +72,8 @@ int query_verify(const char *dir)
             continue;
         }
         uint64_t p = 0;
-        uint64_t bad = decode_all(s, f, &p) + f->scan.n_damage;
+        uint64_t tail = chunk_store_torn_tail(f);
+        uint64_t bad = decode_all(s, f, &p) + f->scan.n_damage - (tail ? 1 : 0);
         if (f->kind == CHUNK_NAME_SEALED && !f->scan.sealed)
             bad++;
         points += p;
@@ -85,9 +86,10 @@ int query_verify(const char *dir)
                    (unsigned long long)f->scan.bytes_dropped, f->scan.n_blocks,
                    (unsigned long long)p);
         } else {
-            printf("%s/%s: ok, %s, %zu blocks, %llu points, %llu bytes\n", s->dir, f->name,
+            printf("%s/%s: ok, %s, %zu blocks, %llu points, %llu bytes%s\n", s->dir, f->name,
                    f->scan.sealed ? "sealed" : "unsealed", f->scan.n_blocks,
-                   (unsigned long long)p, (unsigned long long)f->scan.file_size);
+                   (unsigned long long)p, (unsigned long long)f->scan.file_size,
+                   tail ? " (and an incomplete tail)" : "");
         }
     }
     query_print_problems(s);

@@ -438,6 +438,10 @@ int chunk_store_open(const char *dir, unsigned flags, chunk_progress_fn progress
                      chunk_store **out);
 void chunk_store_close(chunk_store **s);
 int chunk_store_file_usable(const chunk_store_file *f);
+/* Bytes of an unsealed chunk's incomplete tail (its only damage, at the end:
+ * a write in progress or a writer that died), else 0. Not damage to data
+ * anyone acknowledged. */
+uint64_t chunk_store_torn_tail(const chunk_store_file *f);
 /* Appends a problem line. */
 int chunk_store_problem(chunk_store *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Reads tag over [from, to] (ns, inclusive) from every chunk into out,

@@ -98,11 +98,19 @@ static void open_file(chunk_store *s, chunk_store_file *f, unsigned flags)
         f->fd = -1;
         return;
     }
+    uint64_t tail = chunk_store_torn_tail(f);
     for (size_t i = 0; i < f->scan.n_damage; i++) {
         const chunk_damage *d = &f->scan.damage[i];
-        chunk_store_problem(s, "%s: offset %llu: %llu bytes dropped: %s", path,
-                            (unsigned long long)d->offset, (unsigned long long)d->length,
-                            d->what);
+        if (tail && i + 1 == f->scan.n_damage)
+            chunk_store_problem(s,
+                                "%s: offset %llu: incomplete tail of %llu bytes in an unsealed chunk "
+                                "(a write in progress, or a writer that died: it truncates this at "
+                                "its next start)",
+                                path, (unsigned long long)d->offset, (unsigned long long)d->length);
+        else
+            chunk_store_problem(s, "%s: offset %llu: %llu bytes dropped: %s", path,
+                                (unsigned long long)d->offset, (unsigned long long)d->length,
+                                d->what);
     }
     if (f->kind == CHUNK_NAME_SEALED && !f->scan.sealed)
         chunk_store_problem(s, "%s: sealed chunk without a valid index and footer; read block by block",
@@ -207,6 +215,18 @@ void chunk_store_close(chunk_store **sp)
     free(s->block);
     free(s);
     *sp = NULL;
+}
+
+uint64_t chunk_store_torn_tail(const chunk_store_file *f)
+{
+    if (f->kind != CHUNK_NAME_OPEN || f->scan.n_damage == 0)
+        return 0;
+    const chunk_damage *d = &f->scan.damage[f->scan.n_damage - 1];
+    /* only the end of the file, with nothing intact after it */
+    return d->offset + d->length == f->scan.file_size && d->offset >= f->scan.good_end &&
+                   f->scan.n_damage == 1
+               ? d->length
+               : 0;
 }
 
 int chunk_store_file_usable(const chunk_store_file *f)

@@ -224,6 +224,30 @@ static void test_verify_and_damage(void **state)
     assert_string_equal(r.err, ""); /* no progress: stderr is not a terminal */
     run_free(&r);
 
+    /* an unsealed chunk whose last write is still in progress (or whose
+     * writer died): a note, not damage */
+    snprintf(path, sizeof path, "%s/b.0000000001.open", dir);
+    struct stat st0;
+    assert_int_equal(stat(path, &st0), 0);
+    int tfd = open(path, O_RDWR);
+    uint8_t partial[40];
+    assert_int_equal(pread(tfd, partial, sizeof partial, CHUNK_FILE_HEADER_SIZE), (ssize_t)sizeof partial);
+    assert_int_equal(pwrite(tfd, partial, sizeof partial, st0.st_size), (ssize_t)sizeof partial);
+    snprintf(args, sizeof args, "--data %s --tag 3", data);
+    r = query(args);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.err, "incomplete tail of 40 bytes in an unsealed chunk"));
+    assert_int_equal(count_lines(r.out, ",boiler.t3,"), 20);
+    run_free(&r);
+    snprintf(args, sizeof args, "--data %s --verify", data);
+    r = query(args);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "b.0000000001.open: ok, unsealed, 2 blocks, 80 points"));
+    assert_non_null(strstr(r.out, "(and an incomplete tail)"));
+    run_free(&r);
+    assert_int_equal(ftruncate(tfd, st0.st_size), 0);
+    close(tfd);
+
     /* a foreign file and a newer chunk: named on stderr */
     snprintf(path, sizeof path, "%s/README.txt", dir);
     FILE *f = fopen(path, "w");
