@@ -165,6 +165,25 @@ static void test_read_tag(void **state)
     run_free(&r);
 }
 
+/* On a terminal (script(1) gives it one), the scan shows its progress on
+ * stderr; through a pipe it does not (test_verify_and_damage checks that). */
+static void test_progress_on_terminal(void **state)
+{
+    (void)state;
+    if (system("command -v script >/dev/null 2>&1") != 0) {
+        printf("script(1) not installed; skipped\n");
+        skip();
+    }
+    char bin[512], cmd[2048], out[700];
+    shmtest_bin(bin, sizeof bin, "shmbus-query");
+    snprintf(out, sizeof out, "%s/tty.out", data);
+    snprintf(cmd, sizeof cmd, "script -qec '%s --data %s --info' /dev/null > %s 2>&1", bin, data, out);
+    assert_int_equal(system(cmd), 0);
+    char *text = slurp(out);
+    assert_non_null(strstr(text, "scanning 3/3 chunk files"));
+    free(text);
+}
+
 static void test_usage_errors(void **state)
 {
     (void)state;
@@ -302,6 +321,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_read_tag),
         cmocka_unit_test(test_usage_errors),
+        cmocka_unit_test(test_progress_on_terminal),
         cmocka_unit_test(test_info_list),
         cmocka_unit_test(test_verify_and_damage),
     };
