@@ -128,6 +128,8 @@ int shm_consumer_open(shm_segment *seg, const char *group, const char *name, shm
     c->group = g;
     c->group_index = g->index;
     c->me = &seg->members[c->index];
+    c->stuck_seq = UINT64_MAX;
+    c->last_reclaim_ns = shm__mono_ns();
     *out = c;
     return 0;
 }
@@ -154,6 +156,11 @@ void shm_consumer_heartbeat(shm_consumer *c)
 
 uint64_t shm__group_compute_tail(const shm_segment *seg, const struct shm__group *g)
 {
+    /* seq_cst fence: callers have just released a batch entry (ack: CAS to
+     * NONE; a withdrawn PENDING: store of NONE) and now read the others'.
+     * Two such callers must not both miss each other's release (store
+     * buffering), or both compute a tail held back by the other's entry. */
+    shm__fence_seq_cst();
     /* Acquire pairs with members' CAS on next: an entry announced before a
      * CAS whose result we read is visible in the scan below. */
     uint64_t t = shm__load_acquire(&g->next);
@@ -236,7 +243,11 @@ static bool take_orphan(shm_consumer *c, shm_batch *b)
                     continue;
                 if (!shm__cas(&be->state, &st, SHM__BATCH_TAKEN_BY(c->index)))
                     continue;
-                shm__fetch_sub_relaxed(&g->orphans, 1);
+                /* Saturating: an orphan whose reclaimer was killed before
+                 * counting it is found by the periodic scan, uncounted. */
+                uint32_t n = shm__load_relaxed(&g->orphans);
+                while (n > 0 && !shm__cas(&g->orphans, &n, n - 1)) {
+                }
                 memset(b, 0, sizeof *b);
                 b->first_seq = shm__load_relaxed(&be->start);
                 b->count = shm__load_relaxed(&be->count);
@@ -249,6 +260,14 @@ static bool take_orphan(shm_consumer *c, shm_batch *b)
             }
         }
     }
+    /* None found: if the count says otherwise, a taker was killed between
+     * its CAS to TAKEN and its decrement. Left above zero, the count keeps
+     * every idle consumer of the group from sleeping (something_ready), so
+     * reset it. An orphan marked meanwhile whose increment this reset
+     * swallows is found by the periodic scan in shm_consume(). */
+    uint32_t n = shm__load_relaxed(&g->orphans);
+    if (n > 0)
+        shm__cas(&g->orphans, &n, 0u);
     return false;
 }
 
@@ -308,8 +327,6 @@ int shm_consume(shm_consumer *c, uint32_t max, int timeout_ms, shm_batch *b)
     struct shm__batch_entry *be = &me->batch[e];
     int64_t start_ns = shm__mono_ns();
     int64_t deadline = timeout_ms < 0 ? INT64_MAX : start_ns + (int64_t)timeout_ms * 1000000;
-    int64_t stuck_since = 0, last_reclaim = start_ns;
-    uint64_t stuck_seq = UINT64_MAX;
     unsigned spins = 0;
     maybe_heartbeat(c, start_ns);
     for (;;) {
@@ -352,23 +369,38 @@ int shm_consume(shm_consumer *c, uint32_t max, int timeout_ms, shm_batch *b)
             skip_lapped(c, n0);
             continue;
         }
-        /* Nothing committed at n0. */
+        /* Nothing committed at n0. The bookkeeping below comes before the
+         * deadline check and its clocks run across calls (they live in the
+         * handle): a caller polling with short timeouts, or none, must
+         * still get there, or a slot claimed by a producer that died before
+         * announcing its range is never padded and the ring stays wedged. */
         int64_t now = shm__mono_ns();
         maybe_heartbeat(c, now);
-        if (now >= deadline)
-            return 0;
-        if (stuck_seq != n0) {
-            stuck_seq = n0;
-            stuck_since = now;
-        } else if (now - stuck_since >= STUCK_AFTER_NS) {
+        if (c->stuck_seq != n0) {
+            c->stuck_seq = n0;
+            c->stuck_since_ns = now;
+            /* Once per new n0: the group's tail is a cache that a
+             * computation racing with a withdrawn batch entry (a member's
+             * failed CAS of next) can leave too low, and in a quiescent
+             * ring no acknowledgement would fix it. Recompute it. */
+            if (shm__load_acquire(&g->tail) < n0)
+                shm__group_advance_tail(seg, g);
+        } else if (now - c->stuck_since_ns >= STUCK_AFTER_NS) {
             /* Claimed but not committed for a while: a dead producer? */
             shm__resolve_stuck(seg, n0);
-            stuck_since = now;
+            c->stuck_since_ns = now;
         }
-        if (now - last_reclaim >= RECLAIM_EVERY_NS) {
-            last_reclaim = now;
+        if (now - c->last_reclaim_ns >= RECLAIM_EVERY_NS) {
+            c->last_reclaim_ns = now;
             shm_reclaim(seg, NULL);
+            /* The orphan count is a hint: a reclaimer killed between
+             * marking a batch ORPHANED and counting it leaves an orphan
+             * that the fast path above never looks for. Look anyway. */
+            if (take_orphan(c, b))
+                return (int)b->count;
         }
+        if (now >= deadline)
+            return 0;
         /* Spin briefly once per wait (a record is often microseconds
          * away), then sleep. Sleep in short slices only while a claimed
          * slot is uncommitted (to notice a dead producer); an empty ring

@@ -147,7 +147,8 @@ int shm_catalog_put(shm_segment *seg, uint32_t tag_id, const void *rec, uint32_t
     uint32_t odd = seq | 1u;
     shm__store_relaxed(&e->seq, odd);
     shm__fence_release(); /* odd sequence before the data (seqlock writer) */
-    memcpy(e->data, rec, len);
+    if (len)
+        memcpy(e->data, rec, len); /* rec may be NULL for an empty entry */
     shm__store_relaxed(&e->len, len);
     shm__store_release(&e->seq, odd + 1);
     shm__store_release(&e->writer, 0);

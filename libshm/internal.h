@@ -58,6 +58,11 @@ struct shm_consumer {
     uint32_t group_index;
     int64_t last_heartbeat_ns;
     uint8_t *copy;       /* drop-oldest: validated copy of the current record */
+    /* Waiting is measured across shm_consume() calls, so that consumers
+     * polling with short timeouts still resolve stuck slots and reclaim. */
+    uint64_t stuck_seq;      /* the uncommitted sequence last waited on */
+    int64_t stuck_since_ns;  /* since when (monotonic) */
+    int64_t last_reclaim_ns; /* last periodic shm_reclaim() */
 };
 
 /* error.c */

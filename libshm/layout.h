@@ -202,7 +202,7 @@ _Static_assert(sizeof(struct shm__batch_entry) == 32, "batch entry: 32 bytes");
 struct shm__member {
     /* Identity: written by the joining process between FREE->JOINING and
      * JOINING->ACTIVE (release), then read-only until the slot is freed. */
-    _Atomic uint32_t state; /* shm_member_state, plus JOINING (3) */
+    _Atomic uint32_t state; /* kind (shm_member_state, or JOINING) | tag << 8 */
     uint32_t role;
     int32_t pid;
     uint32_t group; /* group index, or UINT32_MAX */
@@ -227,11 +227,23 @@ struct shm__member {
     /* Consumer batches held. */
     alignas(SHM__LINE) struct shm__batch_entry batch[SHM_MEMBER_BATCHES];
 };
-/* While joining, the state word is JOINING | (pid << 8), so a reclaimer can
- * tell whether the joiner still lives before the pid field is written. */
+/* The state word is kind | (tag << 8); the tag (24 bits) says which
+ * incarnation or which process:
+ *   FREE     tag 0
+ *   JOINING  the joiner's pid, so a reclaimer can tell whether the joiner
+ *            still lives before the pid field is written
+ *   ACTIVE   the slot's generation (gen, low 24 bits), so a CAS that found a
+ *            member dead cannot hit a newer member that took the slot since
+ *   DEAD     the thread id of the reclaimer cleaning up after it, 0 while
+ *            nobody is: only that reclaimer acts on the slot and frees it,
+ *            so a preempted reclaimer never resumes on a newer member; a
+ *            reclaimer that died is taken over.
+ * Always compare SHM__MEMBER_KIND(state) with the kinds. */
 #define SHM__MEMBER_JOINING 3u
 #define SHM__MEMBER_KIND(st) ((st)&0xffu)
-#define SHM__MEMBER_JOINER(st) ((int32_t)((st) >> 8))
+#define SHM__MEMBER_TAG(st) ((uint32_t)(st) >> 8)
+#define SHM__MEMBER_STATE(kind, tag) ((uint32_t)(kind) | (((uint32_t)(tag)&0xffffffu) << 8))
+#define SHM__MEMBER_JOINER(st) ((int32_t)SHM__MEMBER_TAG(st))
 _Static_assert(sizeof(struct shm__member) == 768, "member: 768 bytes");
 _Static_assert(offsetof(struct shm__member, claim_state) == 128, "member.claim_state at 128");
 _Static_assert(offsetof(struct shm__member, batch) == 256, "member.batch at 256");
@@ -269,6 +281,8 @@ _Static_assert(sizeof(struct shm__catalog_entry) == 1024, "catalog entry: 1 KiB"
 /* ------------------------------------------------------------ ring slot */
 
 enum shm__slot_flags { SHM__SLOT_PAD = 1u };
+/* slot.owner while a reclaimer pads the slot (and after, until reused). */
+#define SHM__SLOT_PADDER ((uint16_t)0xffff)
 
 struct shm__slot {
     _Atomic uint64_t stamp;

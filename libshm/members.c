@@ -20,10 +20,19 @@
  *   - a batch it had itself taken over from another dead member becomes
  *     ORPHANED again.
  * Its slot becomes FREE only once it holds nothing.
+ *
+ * Cleaning up after one dead member is one reclaimer's job at a time: the
+ * reclaimer that moves the slot to DEAD (or takes over an unowned DEAD slot,
+ * or one whose reclaimer died) puts its thread id in the state word, does
+ * the cleanup, and then frees the slot or lets go of it (DEAD, tag 0). Each
+ * cleanup step is still a CAS, but no step can land on a newer member: the
+ * slot cannot be freed and joined again while its reclaimer works, however
+ * long that reclaimer is preempted (see layout.h for the state word).
  */
 #include "internal.h"
 
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 static inline struct shm__member *member_at(const shm_segment *seg, uint32_t i)
@@ -34,6 +43,21 @@ static inline struct shm__member *member_at(const shm_segment *seg, uint32_t i)
 bool shm__member_alive(const struct shm__member *m)
 {
     return shm_process_alive(m->pid, m->start_time) != 0;
+}
+
+/* This thread's tag in a DEAD state word: its thread id (threads of one
+ * process reclaim independently). Never 0: 0 means "nobody". */
+static uint32_t reclaimer_tag(void)
+{
+    uint32_t tid = (uint32_t)syscall(SYS_gettid) & 0xffffffu;
+    return tid ? tid : 1u;
+}
+
+/* Whether the reclaimer with that tag still runs (a zombie does not). */
+static bool reclaimer_alive(uint32_t tag)
+{
+    int32_t tid = (int32_t)tag;
+    return shm_process_alive(tid, shm_process_start_time(tid)) != 0;
 }
 
 int shm__member_join(shm_segment *seg, uint32_t role, uint32_t group, const char *name,
@@ -57,7 +81,7 @@ int shm__member_join(shm_segment *seg, uint32_t role, uint32_t group, const char
             m->pid = pid;
             m->group = group;
             m->start_time = start;
-            shm__fetch_add_relaxed(&m->gen, 1);
+            uint32_t gen = shm__fetch_add_relaxed(&m->gen, 1) + 1;
             memset(m->name, 0, sizeof m->name);
             if (name)
                 strncpy(m->name, name, sizeof m->name - 1);
@@ -78,7 +102,7 @@ int shm__member_join(shm_segment *seg, uint32_t role, uint32_t group, const char
                                       (uint64_t)1 << (i % 64));
             /* Release: identity fields above are visible to whoever reads
              * ACTIVE with acquire (reclaimers, inspectors). */
-            shm__store_release(&m->state, SHM_MEMBER_ACTIVE);
+            shm__store_release(&m->state, SHM__MEMBER_STATE(SHM_MEMBER_ACTIVE, gen));
             *index_out = i;
             return 0;
         }
@@ -89,7 +113,7 @@ int shm__member_join(shm_segment *seg, uint32_t role, uint32_t group, const char
 }
 
 /* Frees a slot that holds nothing. The caller owns it (its own, or a dead
- * member's it won by CAS to DEAD). */
+ * member's whose cleanup it owns); from_state is the state word it owns. */
 static void free_slot(shm_segment *seg, uint32_t i, uint32_t from_state)
 {
     struct shm__member *m = member_at(seg, i);
@@ -140,28 +164,45 @@ void shm__member_leave(shm_segment *seg, uint32_t i)
      * back first, or they stay TAKEN by a slot that no longer exists. */
     if (release_taken(seg, i) > 0)
         shm__wake_consumers(seg);
+    /* Our state is ACTIVE | our generation: nobody else changes it while we
+     * live. */
+    uint32_t st = shm__load_acquire(&m->state);
     if (!holds_nothing(m)) {
-        uint32_t st = SHM_MEMBER_ACTIVE;
-        if (shm__cas(&m->state, &st, SHM_MEMBER_DEAD))
-            shm_reclaim(seg, NULL);
+        if (shm__cas(&m->state, &st, SHM__MEMBER_STATE(SHM_MEMBER_DEAD, reclaimer_tag())))
+            shm_reclaim(seg, NULL); /* we own the cleanup: it runs now */
         return;
     }
-    free_slot(seg, i, SHM_MEMBER_ACTIVE);
+    free_slot(seg, i, st);
 }
 
 bool shm__pad_slot(shm_segment *seg, uint64_t s, uint64_t expected)
 {
     struct shm__slot *slot = shm__slot(seg, s);
     uint64_t st = expected;
-    /* Take the slot the way a producer would, so that a concurrent producer
-     * (drop-oldest) and we never both write it. */
-    if (!shm__cas(&slot->stamp, &st, SHM__STAMP_BUSY(s)))
-        return false;
+    /* Take the slot exclusively before writing it, so that neither a
+     * concurrent producer (drop-oldest) nor another padder writes it too:
+     *  - not taken yet: CAS the stamp to BUSY(s), as a producer would;
+     *  - already BUSY(s) (its writer died mid-write): producers wait on a
+     *    BUSY slot, so only padders compete; the one whose CAS moves `owner`
+     *    to PADDER pads it, the others back off. */
+    if (st == SHM__STAMP_BUSY(s)) {
+        uint16_t owner = shm__load_relaxed(&slot->owner);
+        if (owner == SHM__SLOT_PADDER || !shm__cas(&slot->owner, &owner, SHM__SLOT_PADDER))
+            return false;
+        if (shm__load_acquire(&slot->stamp) != SHM__STAMP_BUSY(s))
+            return false; /* published meanwhile: nothing to pad */
+    } else {
+        if (!shm__cas(&slot->stamp, &st, SHM__STAMP_BUSY(s)))
+            return false;
+        shm__store_relaxed(&slot->owner, SHM__SLOT_PADDER);
+    }
     shm__store_relaxed(&slot->len, 0);
     shm__store_relaxed(&slot->flags, (uint16_t)SHM__SLOT_PAD);
-    shm__store_relaxed(&slot->owner, (uint16_t)0xffff);
-    /* Release: len/flags are visible to a consumer that acquires DONE(s). */
-    shm__store_release(&slot->stamp, SHM__STAMP_DONE(s));
+    /* Release (acq_rel CAS): len/flags are visible to a consumer that
+     * acquires DONE(s). We own the slot; the CAS only guards the invariant. */
+    uint64_t busy = SHM__STAMP_BUSY(s);
+    if (!shm__cas(&slot->stamp, &busy, SHM__STAMP_DONE(s)))
+        return false;
     shm__fetch_add_relaxed(&seg->ctr->slots_reclaimed, 1);
     shm__fence_seq_cst(); /* pairs with sleepers++ in shm__sleep_until */
     if (shm__load_relaxed(&seg->hdr->sleepers) > 0)
@@ -240,6 +281,8 @@ int shm_reclaim(shm_segment *seg, shm_reclaim_report *report)
         return shm__fail(SHM_EINVAL, "shm_reclaim: NULL segment");
     if (seg->readonly)
         return shm__fail(SHM_EREADONLY, "segment %s is attached read-only", seg->name);
+    uint32_t me = reclaimer_tag();
+    uint32_t mine = SHM__MEMBER_STATE(SHM_MEMBER_DEAD, me);
     uint32_t used = shm__load_acquire(&seg->hdr->members_used);
     for (uint32_t i = 0; i < used && i < seg->hdr->max_members; i++) {
         struct shm__member *m = member_at(seg, i);
@@ -257,31 +300,44 @@ int shm_reclaim(shm_segment *seg, shm_reclaim_report *report)
              * (if it died earlier, no bit of slot i is set anywhere, and
              * clearing a stale group's bit i touches nobody else's: slot i
              * is ours once the CAS to DEAD succeeds). */
-            if (shm__pid_running(SHM__MEMBER_JOINER(st)) ||
-                !shm__cas(&m->state, &st, SHM_MEMBER_DEAD))
+            if (shm__pid_running(SHM__MEMBER_JOINER(st)) || !shm__cas(&m->state, &st, mine))
                 continue;
-            kind = SHM_MEMBER_DEAD;
-        }
-        if (kind == SHM_MEMBER_ACTIVE) {
+        } else if (kind == SHM_MEMBER_ACTIVE) {
+            /* The identity read here may be a newer member's if the slot
+             * changed hands since the state load; then the CAS fails, as
+             * the generation in the state word changed too. */
             if (shm__member_alive(m))
                 continue;
-            if (!shm__cas(&m->state, &st, SHM_MEMBER_DEAD))
+            if (!shm__cas(&m->state, &st, mine))
                 continue;
             r.members_dead++;
             shm__fetch_add_relaxed(&seg->ctr->members_reclaimed, 1);
             shm__log(seg, 1, "member %u (%s, pid %d) died; reclaiming what it held", i, m->name,
                      (int)m->pid);
-            kind = SHM_MEMBER_DEAD;
-        }
-        if (kind != SHM_MEMBER_DEAD)
+        } else if (kind == SHM_MEMBER_DEAD) {
+            /* Someone else is cleaning up (ours: we are leaving, see
+             * shm__member_leave); take over only when nobody is or when
+             * that reclaimer died. */
+            uint32_t owner = SHM__MEMBER_TAG(st);
+            if (owner != me && owner != 0 && reclaimer_alive(owner))
+                continue;
+            if (!shm__cas(&m->state, &st, mine))
+                continue;
+        } else {
             continue;
-        /* Several reclaimers may run this at once; each step is a CAS. */
+        }
+        /* The cleanup of this slot is ours until we free it or let go. */
         r.slots_padded += pad_claim(seg, m);
         r.batches_orphaned += orphan_batches(seg, m);
         r.batches_orphaned += release_taken(seg, i);
         if (holds_nothing(m)) {
-            free_slot(seg, i, SHM_MEMBER_DEAD);
+            free_slot(seg, i, mine);
             r.members_freed++;
+        } else {
+            /* Orphans still wait to be taken over: let go, so that whoever
+             * reclaims next finishes the job. */
+            uint32_t held = mine;
+            shm__cas(&m->state, &held, SHM__MEMBER_STATE(SHM_MEMBER_DEAD, 0));
         }
     }
     if (r.batches_orphaned > 0)
@@ -321,7 +377,8 @@ bool shm__resolve_stuck(shm_segment *seg, uint64_t s)
         uint16_t owner = shm__load_relaxed(&slot->owner);
         if (owner < seg->hdr->max_members) {
             const struct shm__member *m = member_at(seg, owner);
-            if (shm__load_acquire(&m->state) == SHM_MEMBER_ACTIVE && shm__member_alive(m))
+            if (SHM__MEMBER_KIND(shm__load_acquire(&m->state)) == SHM_MEMBER_ACTIVE &&
+                shm__member_alive(m))
                 return false; /* a live producer is writing it */
         }
         /* The owner field is only a hint: under drop-oldest a lapped
@@ -334,7 +391,8 @@ bool shm__resolve_stuck(shm_segment *seg, uint64_t s)
     uint32_t used = shm__load_acquire(&seg->hdr->members_used);
     for (uint32_t i = 0; i < used; i++) {
         const struct shm__member *m = member_at(seg, i);
-        if (shm__load_acquire(&m->state) != SHM_MEMBER_ACTIVE || m->role != SHM_ROLE_PRODUCER)
+        if (SHM__MEMBER_KIND(shm__load_acquire(&m->state)) != SHM_MEMBER_ACTIVE ||
+            m->role != SHM_ROLE_PRODUCER)
             continue;
         uint32_t kind, n;
         uint64_t first;

@@ -68,7 +68,7 @@ int shm_group_stats_get(const shm_segment *seg, shm_group_stats *out, int max)
                     bits &= bits - 1;
                     const struct shm__member *mb = &seg->members[m];
                     if (m < seg->hdr->max_members &&
-                        shm__load_acquire(&mb->state) == SHM_MEMBER_ACTIVE &&
+                        SHM__MEMBER_KIND(shm__load_acquire(&mb->state)) == SHM_MEMBER_ACTIVE &&
                         shm__member_alive(mb))
                         s->members++;
                 }
@@ -87,7 +87,7 @@ int shm_member_stats_get(const shm_segment *seg, shm_member_stats *out, int max)
     int n = 0;
     for (uint32_t i = 0; i < used && i < seg->hdr->max_members; i++) {
         const struct shm__member *m = &seg->members[i];
-        uint32_t st = shm__load_acquire(&m->state);
+        uint32_t st = SHM__MEMBER_KIND(shm__load_acquire(&m->state));
         if (st != SHM_MEMBER_ACTIVE && st != SHM_MEMBER_DEAD)
             continue;
         if (n < max) {

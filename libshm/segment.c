@@ -361,7 +361,8 @@ static int count_live_members(const shm_segment *seg)
     uint32_t used = shm__load_acquire(&seg->hdr->members_used);
     for (uint32_t i = 0; i < used && i < seg->hdr->max_members; i++) {
         const struct shm__member *m = &seg->members[i];
-        if (shm__load_acquire(&m->state) == SHM_MEMBER_ACTIVE && shm__member_alive(m))
+        if (SHM__MEMBER_KIND(shm__load_acquire(&m->state)) == SHM_MEMBER_ACTIVE &&
+            shm__member_alive(m))
             live++;
     }
     return live;

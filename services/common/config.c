@@ -10,6 +10,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -482,6 +485,11 @@ int config_load_string(const char *text, size_t len, const char *name, config **
     if (r.doc)
         yaml_document_delete(&doc);
     yaml_parser_delete(&parser);
+#ifdef __GLIBC__
+    /* The document of a big plant file takes tens of MB for a moment; give
+     * them back so that long-running services stay small. */
+    malloc_trim(0);
+#endif
     if (rc == 0 && r.errors == 0 && !r.oom)
         rc = env_override(cfg, &r);
     if (rc == 0 && r.oom)

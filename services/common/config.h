@@ -24,7 +24,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CONFIG_NAME_MAX 63   /* device, tag and poll-group names */
+#define CONFIG_NAME_MAX 63        /* tag and poll-group names */
+#define CONFIG_DEVICE_NAME_MAX 48 /* device names also label counters (<= 111 bytes) */
 #define CONFIG_MAX_ERRORS 32 /* errors collected before the loader gives up */
 
 enum config_policy { CONFIG_POLICY_BACKPRESSURE = 0, CONFIG_POLICY_DROP_OLDEST = 1 };

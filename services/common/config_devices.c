@@ -102,9 +102,9 @@ int config_parse_order(const char *order, unsigned bytes, uint8_t map[8])
 }
 
 /* Names are used in counters, labels and file names: keep them plain. */
-static bool valid_name(const char *s)
+static bool valid_name(const char *s, size_t max)
 {
-    if (!*s || strlen(s) > CONFIG_NAME_MAX)
+    if (!*s || strlen(s) > max)
         return false;
     for (; *s; s++)
         if (!isalnum((unsigned char)*s) && !strchr("_.-:/", *s))
@@ -121,10 +121,10 @@ static int read_name(creader *r, yaml_node_t *map, char **out, const char *what)
     }
     if (cr_str(r, map, "name", 1000, out) < 0)
         return -1;
-    if (!valid_name(*out)) {
-        cr_error(r, n, "name",
-                 "'%s' is not a valid name (1..%d letters, digits or _ . - : /)", *out,
-                 CONFIG_NAME_MAX);
+    size_t max = strcmp(what, "device") == 0 ? CONFIG_DEVICE_NAME_MAX : CONFIG_NAME_MAX;
+    if (!valid_name(*out, max)) {
+        cr_error(r, n, "name", "'%s' is not a valid name (1..%zu letters, digits or _ . - : /)",
+                 *out, max);
         return -1;
     }
     return 0;

@@ -505,7 +505,7 @@ static void test_device_errors(void **state)
     expect_error("devices:\n  - host: x\n    address_base: 0\n",
                  "plant.yaml:2: devices[0].name: required: every device needs a name");
     expect_error("devices:\n  - name: 'a b'\n    host: x\n    address_base: 0\n",
-                 "plant.yaml:2: devices[0].name: 'a b' is not a valid name (1..63 letters, digits "
+                 "plant.yaml:2: devices[0].name: 'a b' is not a valid name (1..48 letters, digits "
                  "or _ . - : /)");
     expect_error("devices:\n  - name: a\n    address_base: 0\n",
                  "plant.yaml:2: devices[0].host: required for transport tcp");

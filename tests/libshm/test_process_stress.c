@@ -42,7 +42,7 @@
 #define CONSUMERS (CONSUMERS_A + CONSUMERS_B)
 
 #if defined(SHMBUS_SANITIZED)
-#define PER_PRODUCER 200000u
+#define PER_PRODUCER 500000u
 #else
 #define PER_PRODUCER 3400000u /* 10.2 million records in all */
 #endif
@@ -314,6 +314,13 @@ static void run_stress(uint32_t policy, uint32_t slots)
     if (rc)
         fail_msg("create %s: %s (%s)", sh->segment, shm_strerror(rc), shm_last_error());
     shm_segment_set_log(seg, quiet_log, NULL);
+    /* Groups in a known order (their index follows creation), both from
+     * the first record on. */
+    for (int g = 0; g < GROUPS; g++) {
+        shm_consumer *c;
+        assert_int_equal(shm_consumer_open(seg, group_names[g], "creator", &c), 0);
+        shm_consumer_close(&c);
+    }
     ctx_g.sh = sh;
     for (int g = 0; g < GROUPS; g++)
         ctx_g.seen[g] = shmtest_shared_alloc(bitmap_bytes(TOTAL));

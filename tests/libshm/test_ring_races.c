@@ -14,6 +14,7 @@
 
 #include <shmbus/shm.h>
 
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -106,6 +107,53 @@ static void test_tail_left_behind_by_transient_pending(void **state)
                  (unsigned long long)gs.tail_seq, (unsigned long long)first);
     assert_int_equal(gs.next_seq, first + slots);
     assert_true(gs.tail_seq >= first + slots);
+    shm_producer_close(&p);
+    shm_consumer_close(&x);
+    shm_consumer_close(&y);
+    shm_segment_close(&seg);
+}
+
+/*
+ * The same interleaving when nothing else happens afterwards: no producer
+ * needs room, so nobody on the producer side recomputes the tail. A group
+ * with nothing held must still show tail == next once its consumers have
+ * looked for work: otherwise shmstat and the controller see a full,
+ * lagging ring that is in fact empty, and the utilization warnings fire.
+ * (Consumers here poll with timeout 0.)
+ */
+static void test_quiescent_tail_after_withdrawn_pending(void **state)
+{
+    (void)state;
+    shm_segment *seg = make("race-quiet", 64, SHM_POLICY_BACKPRESSURE);
+    shm_consumer *x, *y;
+    shm_producer *p;
+    assert_int_equal(shm_consumer_open(seg, "g", "x", &x), 0);
+    assert_int_equal(shm_consumer_open(seg, "g", "y", &y), 0);
+    assert_int_equal(shm_producer_open(seg, "p", &p), 0);
+    uint64_t first = 0, seq;
+    for (int i = 0; i < 8; i++) {
+        assert_int_equal(shm_put(p, "r", 1, &seq), 0);
+        if (i == 0)
+            first = seq;
+    }
+    struct shm__batch_entry *ye = &y->me->batch[0];
+    atomic_store(&ye->start, first);
+    atomic_store(&ye->count, 1u);
+    atomic_store(&ye->state, (uint32_t)SHM__BATCH_PENDING);
+    shm_batch b;
+    shm_record r;
+    assert_int_equal(shm_consume(x, 64, 0, &b), 8);
+    while (shm_batch_next(x, &b, &r) == 1) {
+    }
+    assert_int_equal(shm_ack(x, &b), 0);
+    atomic_store(&ye->state, (uint32_t)SHM__BATCH_NONE);
+    assert_int_equal(shm_consume(y, 64, 0, &b), 0);
+    assert_int_equal(shm_consume(x, 64, 0, &b), 0);
+    shm_group_stats gs;
+    assert_int_equal(shm_group_stats_get(seg, &gs, 1), 1);
+    if (gs.tail_seq != first + 8)
+        fail_msg("nothing is held, yet the tail stays %llu behind next (lag %llu)",
+                 (unsigned long long)(gs.next_seq - gs.tail_seq), (unsigned long long)gs.lag);
     shm_producer_close(&p);
     shm_consumer_close(&x);
     shm_consumer_close(&y);
@@ -250,7 +298,7 @@ static void test_stale_pending_of_dead_consumer(void **state)
     int slot = first_free_member(seg);
     struct take_arg tg = {seg, "g"};
     run_child(join_and_die, &tg); /* D: a member of "g" that is now dead */
-    assert_int_equal(atomic_load(&seg->members[slot].state), SHM_MEMBER_ACTIVE);
+    assert_int_equal(SHM__MEMBER_KIND(atomic_load(&seg->members[slot].state)), SHM_MEMBER_ACTIVE);
 
     uint64_t n0 = 0, seq;
     for (int i = 0; i < 8; i++) {
@@ -419,14 +467,282 @@ static void test_stale_owner_pads_live_producer(void **state)
     shm_segment_close(&seg);
 }
 
+/* The reclaimer that meets a dead member logs "member ... died" right after
+ * marking it DEAD and before cleaning up after it: a log sink is a hook at
+ * that instant. This one lets another thread (another reclaimer, other
+ * members) run to completion there, as if the first reclaimer had been
+ * preempted for that long. */
+struct preempt {
+    shm_segment *seg;
+    int armed;
+    uint64_t first_new; /* first of the records put while "preempted" */
+    int z_slot, d_slot;
+    shm_consumer *z;    /* a member that joined meanwhile */
+    shm_batch zb;       /* the batch it holds */
+    int zn;
+};
+
+static void *meanwhile(void *arg)
+{
+    struct preempt *pr = arg;
+    shm_segment *seg = pr->seg;
+    shm_consumer *y;
+    shm_producer *p;
+    shm_batch b;
+    shm_record r;
+    /* Another reclaimer, and a consumer that takes over and acknowledges
+     * the dead member's batch: the dead member's slot then holds nothing. */
+    shm_reclaim(seg, NULL);
+    if (shm_consumer_open(seg, "g", "y", &y) != 0)
+        return NULL;
+    if (shm_consume(y, 64, 0, &b) > 0) {
+        while (shm_batch_next(y, &b, &r) == 1) {
+        }
+        shm_ack(y, &b);
+    }
+    shm_reclaim(seg, NULL); /* frees the slot if it may */
+    /* A new consumer joins (the first free slot) and takes new records. */
+    if (shm_producer_open(seg, "p2", &p) != 0)
+        return NULL;
+    uint64_t seq;
+    for (int i = 0; i < 4; i++)
+        if (shm_put(p, "n", 1, &seq) == 0 && i == 0)
+            pr->first_new = seq;
+    shm_producer_close(&p);
+    pr->z_slot = first_free_member(seg);
+    if (shm_consumer_open(seg, "g", "z", &pr->z) != 0)
+        return NULL;
+    pr->zn = shm_consume(pr->z, 64, 0, &pr->zb);
+    shm_consumer_close(&y);
+    return NULL;
+}
+
+static void preempting_log(void *ctx, int level, const char *message)
+{
+    (void)level;
+    struct preempt *pr = ctx;
+    if (!pr->armed || !strstr(message, "died"))
+        return;
+    pr->armed = 0;
+    pthread_t t;
+    if (pthread_create(&t, NULL, meanwhile, pr) == 0)
+        pthread_join(t, NULL);
+}
+
+/*
+ * Found by test_kill under load (a live consumer's shm_ack failed: "invalid
+ * argument"); confirmed by instrumenting shm_reclaim, which logged
+ * reclaimers padding and orphaning for a registry slot whose generation had
+ * changed under them. A reclaimer marks a dead member DEAD, then cleans up
+ * (pads its claim, orphans its batches). If it is preempted in between,
+ * another reclaimer can finish the job and free the slot, and a new member
+ * can join in it: the first reclaimer then resumes and "cleans up" the new,
+ * live member — orphaning its batches (its ack fails, the batch is delivered
+ * twice) or padding a live producer's claim (its records are lost).
+ */
+static void test_late_reclaimer_robs_new_member(void **state)
+{
+    (void)state;
+    shm_segment *seg = make("race-late", 64, SHM_POLICY_BACKPRESSURE);
+    struct preempt pr = {.seg = seg};
+    shm_producer *p;
+    assert_int_equal(shm_producer_open(seg, "p", &p), 0);
+    shm_consumer *anchor; /* keeps the group's members after the others leave */
+    assert_int_equal(shm_consumer_open(seg, "g", "anchor", &anchor), 0);
+    pr.d_slot = first_free_member(seg);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(shm_put(p, "r", 1, NULL), 0);
+    struct take_arg tg = {seg, "g"};
+    run_child(take_and_die, &tg); /* D: dies holding 4 records */
+
+    shm_segment_set_log(seg, preempting_log, &pr);
+    pr.armed = 1;
+    shm_reclaim(seg, NULL); /* preempted after marking D dead */
+    shm_segment_set_log(seg, quiet_log, NULL);
+    assert_int_equal(pr.armed, 0);
+    assert_non_null(pr.z);
+    assert_int_equal(pr.zn, 4);
+    assert_int_equal(pr.zb.first_seq, pr.first_new);
+
+    /* Z, alive all along, acknowledges the batch it holds. */
+    shm_record r;
+    while (shm_batch_next(pr.z, &pr.zb, &r) == 1) {
+    }
+    int rc = shm_ack(pr.z, &pr.zb);
+    if (rc != 0)
+        fail_msg("live consumer in registry slot %d (dead member's was %d) lost its batch to a "
+                 "late reclaimer: ack says %s",
+                 pr.z_slot, pr.d_slot, shm_strerror(rc));
+    /* Everything is delivered once the dead member's batch is re-delivered. */
+    shm_batch b;
+    for (int i = 0; i < 100; i++) {
+        shm_reclaim(seg, NULL);
+        if (shm_consume(pr.z, 64, 0, &b) > 0) {
+            while (shm_batch_next(pr.z, &b, &r) == 1) {
+            }
+            assert_int_equal(shm_ack(pr.z, &b), 0);
+        }
+    }
+    shm_group_stats gs;
+    shm_ring_stats rs;
+    assert_int_equal(shm_group_stats_get(seg, &gs, 1), 1);
+    assert_int_equal(shm_ring_stats_get(seg, &rs), 0);
+    assert_int_equal(gs.tail_seq, rs.head_seq);
+    assert_int_equal(gs.consumed, 8);
+    assert_int_equal(gs.redelivered, 4);
+    shm_consumer_close(&pr.z);
+    shm_consumer_close(&anchor);
+    shm_producer_close(&p);
+    shm_segment_close(&seg);
+}
+
+/*
+ * Found by test_kill under load ("ring did not drain": every group stuck
+ * one ring behind head, no producer left). A producer killed between its
+ * claim of head and its HOLDING announcement leaves a sequence number that
+ * reclaim cannot pad (the range is unknown); shm_consume pads it once it has
+ * waited STUCK_AFTER_NS (10 ms) on it. But the wait was measured within one
+ * call: consumers polling with timeouts of 10 ms or less never got there,
+ * and the ring stayed wedged. The same held for the periodic reclaim in
+ * shm_consume (every 100 ms, never reached by short calls).
+ */
+static void test_stuck_claim_with_short_consume_timeouts(void **state)
+{
+    (void)state;
+    shm_segment *seg = make("race-stuck", 64, SHM_POLICY_BACKPRESSURE);
+    shm_consumer *c;
+    shm_producer *p;
+    assert_int_equal(shm_consumer_open(seg, "g", "c", &c), 0);
+    assert_int_equal(shm_producer_open(seg, "p", &p), 0);
+    int dead_slot = first_free_member(seg);
+    run_child(producer_then_die, &seg);
+    /* Its last act: CLAIMING announced, one sequence number taken from head. */
+    struct shm__member *dm = &seg->members[dead_slot];
+    atomic_store(&dm->claim_state, (atomic_load(&dm->claim_state) & ~0xffu) + 0x100u +
+                                       SHM__CLAIM_CLAIMING);
+    uint64_t stuck = atomic_fetch_add(&seg->hdr->head, 1);
+    uint64_t after;
+    assert_int_equal(shm_put(p, "after", 5, &after), 0);
+    assert_int_equal(after, stuck + 1);
+
+    /* Consumers poll with 5 ms timeouts for at most ~2 s in all. */
+    shm_batch b;
+    shm_record r;
+    int got_after = 0;
+    for (int i = 0; i < 400 && !got_after; i++) {
+        if (shm_consume(c, 64, 5, &b) <= 0)
+            continue;
+        while (shm_batch_next(c, &b, &r) == 1)
+            got_after |= r.seq == after;
+        assert_int_equal(shm_ack(c, &b), 0);
+    }
+    shm_ring_stats rs;
+    assert_int_equal(shm_ring_stats_get(seg, &rs), 0);
+    if (!got_after)
+        fail_msg("sequence %llu claimed by a dead producer was never padded (slots reclaimed "
+                 "%llu): the record after it never arrived",
+                 (unsigned long long)stuck, (unsigned long long)rs.slots_reclaimed);
+    assert_int_equal(rs.slots_reclaimed, 1);
+    shm_producer_close(&p);
+    shm_consumer_close(&c);
+    shm_segment_close(&seg);
+}
+
+/*
+ * Found by test_kill (drop-oldest storm, 1 run in 25: a dead member's batch
+ * ORPHANED for good, the group's orphan count 0, its tail stuck behind it).
+ * A reclaimer marks a batch ORPHANED with a CAS and then counts it in the
+ * group's `orphans`; consumers look for orphans only while that count is
+ * above zero. A reclaimer killed between the two leaves an orphan nobody
+ * ever looks for: never re-delivered, and under backpressure the group's
+ * tail, held at its start, wedges the ring.
+ */
+static void test_uncounted_orphan(void **state)
+{
+    (void)state;
+    shm_segment *seg = make("race-orphan", 64, SHM_POLICY_BACKPRESSURE);
+    shm_consumer *c;
+    shm_producer *p;
+    assert_int_equal(shm_consumer_open(seg, "g", "c", &c), 0);
+    assert_int_equal(shm_producer_open(seg, "p", &p), 0);
+    uint64_t first = 0, seq;
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(shm_put(p, "r", 1, &seq), 0);
+        if (i == 0)
+            first = seq;
+    }
+    int dead_slot = first_free_member(seg);
+    struct take_arg tg = {seg, "g"};
+    run_child(take_and_die, &tg); /* dies holding [first, 4) */
+    pid_t reclaimer = shmtest_fork(exit_at_once, NULL);
+    assert_true(reclaimer > 0);
+    assert_true(shmtest_wait_pid(reclaimer, 10000) != -1);
+    /* The reclaimer's last acts: member DEAD (its cleanup), batch ORPHANED;
+     * killed before counting the orphan. */
+    struct shm__member *dm = &seg->members[dead_slot];
+    atomic_store(&dm->state, SHM__MEMBER_STATE(SHM_MEMBER_DEAD, (uint32_t)reclaimer));
+    atomic_store(&dm->batch[0].state, (uint32_t)SHM__BATCH_ORPHANED);
+
+    shm_batch b;
+    shm_record r;
+    int redelivered = 0;
+    for (int i = 0; i < 400 && !redelivered; i++) {
+        if (shm_consume(c, 64, 5, &b) <= 0)
+            continue;
+        redelivered = b.redelivered && b.first_seq == first;
+        while (shm_batch_next(c, &b, &r) == 1) {
+        }
+        assert_int_equal(shm_ack(c, &b), 0);
+    }
+    if (!redelivered)
+        fail_msg("the orphaned batch %llu+4 was never delivered again", (unsigned long long)first);
+    shm_group_stats gs;
+    assert_int_equal(shm_group_stats_get(seg, &gs, 1), 1);
+    assert_int_equal(gs.tail_seq, first + 4);
+    assert_int_equal(gs.orphans, 0);
+    shm_producer_close(&p);
+    shm_consumer_close(&c);
+    shm_segment_close(&seg);
+}
+
+/*
+ * The other side of the same hint, found while fixing the above: a consumer
+ * killed after taking an orphan (CAS to TAKEN) but before decrementing the
+ * count leaves the count above zero with no orphan anywhere. Idle consumers
+ * of the group then never sleep (their wake-up condition says "orphans
+ * waiting") and scan the registry in a busy loop, for good.
+ */
+static void test_overcounted_orphans(void **state)
+{
+    (void)state;
+    shm_segment *seg = make("race-overcount", 64, SHM_POLICY_BACKPRESSURE);
+    shm_consumer *c;
+    assert_int_equal(shm_consumer_open(seg, "g", "c", &c), 0);
+    atomic_fetch_add(&c->group->orphans, 1u);
+    shm_batch b;
+    assert_int_equal(shm_consume(c, 64, 0, &b), 0);
+    shm_group_stats gs;
+    assert_int_equal(shm_group_stats_get(seg, &gs, 1), 1);
+    if (gs.orphans != 0)
+        fail_msg("orphan count stays %u with no orphan in the group: idle consumers busy-loop",
+                 gs.orphans);
+    shm_consumer_close(&c);
+    shm_segment_close(&seg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tail_left_behind_by_transient_pending),
+        cmocka_unit_test(test_quiescent_tail_after_withdrawn_pending),
         cmocka_unit_test(test_dead_joiner_leaves_member_bit),
         cmocka_unit_test(test_stale_pending_of_dead_consumer),
         cmocka_unit_test(test_close_while_holding_a_redelivered_batch),
         cmocka_unit_test(test_stale_owner_pads_live_producer),
+        cmocka_unit_test(test_late_reclaimer_robs_new_member),
+        cmocka_unit_test(test_stuck_claim_with_short_consume_timeouts),
+        cmocka_unit_test(test_uncounted_orphan),
+        cmocka_unit_test(test_overcounted_orphans),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -45,7 +45,7 @@
 #define CONSUMERS (CONSUMERS_A + CONSUMERS_B)
 
 #if defined(SHMBUS_SANITIZED)
-#define PER_PRODUCER 50000u
+#define PER_PRODUCER 100000u
 #else
 #define PER_PRODUCER 250000u
 #endif

@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# t_ctl_http.sh — the HTTP endpoints checked with curl (status codes, headers,
+# JSON fields exactly as documented, 404/405/411/413, HEAD, keep-alive after a
+# refused body), /healthz following the required roles, and /metrics
+# validated by promtool, also with awkward counter names in the segment.
+. "$(dirname "$0")/lib.sh"
+need promtool
+
+write_config "  slot_count: 1024" "  required_roles: [writer]
+  device_quota: 0.5"
+start_controller
+
+# --- /healthz: 503 until a member of the writer group lives
+[ "$(code GET /healthz)" = 503 ] || fail "healthz without writer: $(code GET /healthz)"
+h=$(get /healthz)
+[ "$(jq -c .missing <<<"$h")" = '["writer"]' ] || fail "healthz body: $h"
+"$BIN/shmbus-load" --name "$SEG" --rate 2000 --tags 100 --drain writer --drain stats --seconds 60 \
+  >"$T/load.out" 2>"$T/load.err" &
+PIDS+=("$!")
+healthy() { [ "$(code GET /healthz)" = 200 ]; }
+check "healthz turns 200 with a writer" wait_for 10 healthy
+[ "$(get /healthz | jq -c .)" = '{"status":"ok","checking":true,"roles":{"writer":true},"missing":[]}' ] ||
+  fail "healthz body: $(get /healthz)"
+
+# --- /api/buffer/status: exactly the documented fields
+b=$(get /api/buffer/status)
+jq -e 'keys_unsorted == ["current_size","max_size","utilization_pct","overflow_count","overflow_rate_pct","groups"]' \
+  <<<"$b" >/dev/null || fail "buffer fields: $b"
+jq -e '.max_size == 1024 and (.groups | length) == 2 and
+       all(.groups[]; keys_unsorted == ["name","current_size","max_size","utilization_pct","overflow_count","overflow_rate_pct"])' \
+  <<<"$b" >/dev/null || fail "buffer groups: $b"
+jq -e '[.groups[].name] | sort == ["stats","writer"]' <<<"$b" >/dev/null || fail "group names: $b"
+
+# --- /api/members
+m=$(get /api/members)
+jq -e '.members | length >= 3' <<<"$m" >/dev/null || fail "members: $m"
+jq -e 'all(.members[]; keys_unsorted == ["slot","name","role","group","pid","state","alive",
+       "heartbeat_age_s","records","batches","bytes","batches_held","rss_bytes","private_bytes",
+       "growth_mb_per_min","leak_suspect"])' <<<"$m" >/dev/null || fail "member fields: $m"
+jq -e '[.members[] | select(.name == "load-drain" and .group == "writer" and .role == "consumer")] | length == 1' \
+  <<<"$m" >/dev/null || fail "no writer member: $m"
+jq -e '[.members[] | select(.role == "producer") | .group] == [null]' <<<"$m" >/dev/null ||
+  fail "producer group should be null: $m"
+
+# --- /api/pressure: thresholds, sources, device shares from real traffic
+has_devices() { get /api/pressure | jq -e '.devices | length == 4' >/dev/null; }
+check "device shares appear" wait_for 10 has_devices
+p=$(get /api/pressure)
+jq -e '.level == "none" and .thresholds == {"low":0.6,"moderate":0.8,"high":0.95,"critical":0.98,"hysteresis":0.05}' \
+  <<<"$p" >/dev/null || fail "pressure: $p"
+jq -e '.sources.device != null and .sources.member == null and ([.devices[].device] | sort == ["0","1","2","3"])' \
+  <<<"$p" >/dev/null || fail "pressure sources: $p"
+
+# --- /metrics: content type, names, promtool
+ctype=$(curl -sS -o /dev/null -w '%{content_type}' "$URL/metrics")
+[ "$ctype" = 'text/plain; version=0.0.4; charset=utf-8' ] || fail "content type $ctype"
+get /metrics >"$T/metrics.txt"
+promtool check metrics <"$T/metrics.txt" || fail "promtool rejects /metrics (see $T/metrics.txt)"
+for want in '^shmbus_ring_slots 1024$' '^shmbus_member_info\{member="load-drain",slot="[0-9]+",pid="[0-9]+",group="writer",role="consumer",state="active"\} 1$' \
+  '^shmbus_group_consumed_records_total\{group="writer"\} [0-9]+$' '^shmbus_device_ring_share_ratio\{device="0"\} ' \
+  '^shmbus_controller_checks_total [1-9]' '^# TYPE shmbus_ring_records_put_total counter$'; do
+  grep -Eq "$want" "$T/metrics.txt" || fail "/metrics lacks $want"
+done
+# Awkward names from other services must not break the exposition.
+"$BUILD/tests/ctl_testpeer" counters "$SEG" || fail "ctl_testpeer counters"
+get /metrics >"$T/metrics2.txt"
+promtool check metrics <"$T/metrics2.txt" || fail "promtool rejects /metrics with odd counters"
+for want in 'shmbus_poller_requests_total{device="plc1"} 5' 'shmbus_poller_requests_total{device="plc\"2\\x"} 6' \
+  'shmbus_weird_name__x 8' 'shmbus_bad_labels_total{raw_labels="{device=plc1}"} 9' \
+  'shmbus_dup_labels_total{a="1"} 10' 'shmbus_ring_slots 1024' 'shmbus_mixed_kind_total 15'; do
+  grep -qxF "$want" "$T/metrics2.txt" || fail "/metrics lacks: $want"
+done
+! grep -q 'shmbus_ring_slots 11' "$T/metrics2.txt" || fail "a named counter shadowed a built-in metric"
+[ "$(grep -c '^# TYPE shmbus_mixed_kind_total ' "$T/metrics2.txt")" = 1 ] || fail "family written twice"
+
+# --- status codes for everything else
+expect_code() { # want method path [curl args]
+  local want=$1 got
+  shift
+  got=$(code "$@")
+  [ "$got" = "$want" ] || fail "$* gave $got, want $want"
+}
+expect_code 404 GET /
+expect_code 404 GET /nope
+expect_code 404 GET /api
+expect_code 404 GET /metrics/
+expect_code 404 GET /api/buffer/status/x
+expect_code 404 GET /METRICS
+expect_code 200 GET '/metrics?name=x'
+expect_code 405 POST /metrics -d 'x=1'
+expect_code 405 DELETE /healthz
+expect_code 405 PUT /api/members -d ''
+expect_code 405 OPTIONS /api/pressure
+head -c 100000 /dev/zero | tr '\0' 'a' >"$T/big"
+expect_code 413 POST /metrics --data-binary "@$T/big"
+expect_code 413 POST /nope --data-binary "@$T/big"
+expect_code 411 POST /metrics -H 'Transfer-Encoding: chunked' --data-binary "@$T/big"
+expect_code 400 GET /metrics -H 'Content-Length: banana'
+# 405 says what is allowed; errors are JSON and say nothing more.
+allow=$(curl -sS -o /dev/null -D - -X POST "$URL/metrics" | tr -d '\r' | sed -n 's/^Allow: //p')
+[ "$allow" = 'GET, HEAD' ] || fail "Allow header: '$allow'"
+[ "$(get /nope)" = '{"error":"not found"}' ] || fail "404 body: $(get /nope)"
+# HEAD: headers only.
+head_out=$(curl -sS -I "$URL/healthz" | tr -d '\r')
+grep -q '^HTTP/1.1 200' <<<"$head_out" || fail "HEAD: $head_out"
+# A refused body closes the connection; curl's next request on a new one works.
+codes=$(curl -sS -o /dev/null -w '%{http_code} ' -d 'abc' "$URL/metrics" \
+  --next -o /dev/null -w '%{http_code} ' "$URL/healthz")
+[ "$codes" = '405 200 ' ] || fail "request after a refused body: $codes"
+# A request head beyond nng's 8 KiB buffer gets the connection closed;
+# the server goes on serving.
+curl -sS --max-time 5 -o /dev/null -H "X-Big: $(head -c 9000 "$T/big")" "$URL/healthz" 2>/dev/null || true
+[ "$(code GET /healthz)" = 200 ] || fail "not serving after an oversize header"
+
+# Concurrent readers (nng's HTTP threads, the control thread) while the
+# monitor keeps checking: every answer complete and valid. Under
+# ThreadSanitizer a data race stops the controller and fails the test.
+burst=()
+for i in 1 2 3; do
+  (for k in $(seq 1 15); do
+    get /metrics >/dev/null && get /api/members | jq -e .members >/dev/null && get /api/pressure >/dev/null || exit 1
+  done) &
+  burst+=("$!")
+done
+for k in $(seq 1 15); do
+  [ "$(req '{"cmd":"status"}' | jq -r .segment)" = "$SEG" ] || fail "status during the burst"
+done
+for p in "${burst[@]}"; do wait "$p" || fail "a concurrent reader failed"; done
+get /metrics | promtool check metrics || fail "promtool after the burst"
+
+stop_controller
+echo PASS

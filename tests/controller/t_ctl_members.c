@@ -1,0 +1,279 @@
+/*
+ * t_ctl_members.c — the controller as the group's supervisor, with real
+ * processes:
+ *  - a consumer SIGKILLed while it holds a batch: the controller notices
+ *    within 1 s (its log, its counter) and the batch is re-delivered to the
+ *    surviving member of the group, which only polls (shm_consume with
+ *    timeout 0 never reclaims by itself, so the re-delivery is the
+ *    controller's doing);
+ *  - the controller SIGKILLed and restarted: it re-attaches, nothing
+ *    published is lost, the groups keep their positions;
+ *  - a second controller for the same segment is refused;
+ *  - an operator pause survives a controller restart.
+ */
+/* cmocka needs these first, in this order */
+/* clang-format off */
+#include <stdarg.h>
+#include <setjmp.h>
+#include <stddef.h>
+#include <cmocka.h>
+/* clang-format on */
+
+#include "ctlharness.h"
+#include "shmtest.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define DIED_COUNTER "controller_member_departures_total{how=\"died\"}"
+
+static void put_records(shm_segment *seg, int n)
+{
+    shm_producer *p;
+    assert_int_equal(shm_producer_open(seg, "t-producer", &p), 0);
+    for (int i = 0; i < n; i++) {
+        uint8_t buf[SHM_TAG_VALUE_MAX];
+        shm_tag_value v = {.tag_id = (uint32_t)i, .device_id = 0, .value = i, .timestamp_ns = 1};
+        int len = shm_tag_value_encode(&v, buf, sizeof buf);
+        assert_true(len > 0);
+        assert_int_equal(shm_put(p, buf, (uint32_t)len, NULL), 0);
+    }
+    shm_producer_close(&p);
+}
+
+struct victim_share {
+    volatile uint64_t first_seq;
+    volatile uint32_t count;
+    volatile int ready;
+};
+
+struct victim_arg {
+    const char *segment;
+    struct victim_share *share;
+};
+
+/* Child: takes one batch of the writer group and hangs on to it. */
+static int victim(void *arg)
+{
+    struct victim_arg *a = arg;
+    shm_segment *seg;
+    shm_consumer *c;
+    shm_batch b;
+    if (shm_segment_open(a->segment, NULL, SHM_OPEN_ATTACH, &seg) != 0 ||
+        shm_consumer_open(seg, "writer", "victim", &c) != 0 || shm_consume(c, 10, 5000, &b) <= 0)
+        return 1;
+    a->share->first_seq = b.first_seq;
+    a->share->count = b.count;
+    __atomic_store_n(&a->share->ready, 1, __ATOMIC_RELEASE);
+    for (;;)
+        pause(); /* holds the batch until SIGKILL */
+}
+
+static int share_ready(void *arg)
+{
+    return __atomic_load_n(&((struct victim_share *)arg)->ready, __ATOMIC_ACQUIRE);
+}
+
+static int victim_joined(void *arg)
+{
+    return ctlh_log_has(arg, "'victim' (consumer of group writer");
+}
+
+static void test_killed_consumer_batch_is_redelivered(void **state)
+{
+    ctlh h;
+    ctlh_init(&h, "ctlkill", "  slot_count: 1024\n", "  check_interval_ms: 100\n");
+    assert_true(ctlh_start(&h, NULL) > 0);
+    shm_segment *seg;
+    assert_int_equal(shm_segment_open(h.segment, NULL, SHM_OPEN_ATTACH, &seg), 0);
+    put_records(seg, 100);
+
+    struct victim_share *share = shmtest_shared_alloc(sizeof *share);
+    struct victim_arg va = {.segment = h.segment, .share = share};
+    pid_t v = shmtest_fork(victim, &va);
+    assert_true(shmtest_wait_until(share_ready, share, 5000));
+    assert_int_equal(share->count, 10);
+
+    /* Let the controller see the victim alive first (a join, logged). */
+    assert_true(shmtest_wait_until(victim_joined, &h, 5000));
+    uint64_t died_before = ctlh_counter(seg, DIED_COUNTER);
+
+    shm_consumer *survivor;
+    assert_int_equal(shm_consumer_open(seg, "writer", "survivor", &survivor), 0);
+    shmtest_kill(v); /* SIGKILL mid-batch, reaped: not even a zombie is left */
+    int64_t killed_at = shmtest_now_ms();
+
+    bool redelivered = false;
+    int64_t redelivered_at = 0;
+    uint64_t seen = 0;
+    while (!redelivered && shmtest_now_ms() - killed_at < 5000) {
+        shm_batch b;
+        int n = shm_consume(survivor, 10, 0, &b); /* timeout 0: never reclaims itself */
+        assert_true(n >= 0);
+        if (n == 0) {
+            usleep(2000);
+            continue;
+        }
+        shm_record r;
+        while (shm_batch_next(survivor, &b, &r) == 1)
+            seen++;
+        if (b.redelivered) {
+            assert_int_equal(b.first_seq, share->first_seq);
+            assert_int_equal(b.count, share->count);
+            redelivered = true;
+            redelivered_at = shmtest_now_ms();
+        }
+        assert_int_equal(shm_ack(survivor, &b), 0);
+    }
+    assert_true(redelivered);
+    /* The bound: a dead member is noticed within 1 s. */
+    assert_true(redelivered_at - killed_at < 1000);
+    assert_int_equal(ctlh_counter(seg, DIED_COUNTER), died_before + 1);
+    assert_true(ctlh_log_has(&h, "'victim' (consumer of group writer"));
+    assert_true(ctlh_log_has(&h, "died; what it held goes back to its group"));
+
+    /* Every one of the 100 records reached the group exactly once more
+     * (the 90 the victim never took, plus its 10 re-delivered). */
+    shm_batch b;
+    while (shm_consume(survivor, 64, 0, &b) > 0) {
+        shm_record r;
+        while (shm_batch_next(survivor, &b, &r) == 1)
+            seen++;
+        shm_ack(survivor, &b);
+    }
+    assert_int_equal(seen, 100);
+    shm_consumer_close(&survivor);
+    shm_segment_close(&seg);
+    int st = ctlh_stop(&h);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+static void test_restart_reattaches_and_loses_nothing(void **state)
+{
+    ctlh h;
+    ctlh_init(&h, "ctlrestart", "  slot_count: 1024\n", NULL);
+    pid_t first = ctlh_start(&h, NULL);
+    assert_true(first > 0);
+    shm_segment *seg;
+    assert_int_equal(shm_segment_open(h.segment, NULL, SHM_OPEN_ATTACH, &seg), 0);
+    put_records(seg, 300);
+    shm_ring_stats before;
+    shm_ring_stats_get(seg, &before);
+
+    /* A second controller for the same segment is refused while one runs. */
+    ctlh second = h;
+    snprintf(second.log, sizeof second.log, "%s/second.log", h.dir);
+    char bin[PATH_MAX];
+    shmtest_bin(bin, sizeof bin, "shmbus-controller");
+    char *argv[] = {bin, "--config", h.config, NULL};
+    pid_t p2 = shmtest_spawn(argv, second.log);
+    int st2 = shmtest_wait_pid(p2, 10000);
+    assert_true(WIFEXITED(st2) && WEXITSTATUS(st2) == 1);
+    assert_true(ctlh_log_has(&second, "another controller holds"));
+
+    kill(first, SIGKILL);
+    shmtest_wait_pid(first, 5000);
+    assert_true(ctlh_start(&h, NULL) > 0); /* stale socket and lock file are taken over */
+    assert_true(ctlh_log_has(&h, "attached (created if missing)"));
+
+    shm_ring_stats after;
+    shm_ring_stats_get(seg, &after);
+    assert_int_equal(after.head_seq, before.head_seq);
+    assert_int_equal(after.records_put, before.records_put);
+    shm_group_stats gs[SHM_MAX_GROUPS];
+    int ng = shm_group_stats_get(seg, gs, SHM_MAX_GROUPS);
+    assert_int_equal(ng, 2);
+    for (int g = 0; g < ng; g++)
+        assert_int_equal(gs[g].lag, 300);
+
+    /* The writer group still gets all 300, in order. */
+    shm_consumer *c;
+    assert_int_equal(shm_consumer_open(seg, "writer", "t-drain", &c), 0);
+    uint64_t expect = gs[0].tail_seq, got = 0;
+    shm_batch b;
+    while (shm_consume(c, 64, 0, &b) > 0) {
+        shm_record r;
+        while (shm_batch_next(c, &b, &r) == 1) {
+            assert_int_equal(r.seq, expect);
+            expect++;
+            got++;
+        }
+        shm_ack(c, &b);
+    }
+    assert_int_equal(got, 300);
+    shm_consumer_close(&c);
+    shm_segment_close(&seg);
+    int st = ctlh_stop(&h);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+struct paused_arg {
+    const char *segment;
+    uint32_t want;
+};
+
+static int paused_is(void *arg)
+{
+    struct paused_arg *p = arg;
+    shm_segment *seg;
+    if (shm_segment_open(p->segment, NULL, SHM_OPEN_ATTACH | SHM_OPEN_READONLY, &seg) != 0)
+        return 0;
+    shm_ring_stats rs;
+    shm_ring_stats_get(seg, &rs);
+    shm_segment_close(&seg);
+    return rs.paused == p->want;
+}
+
+/* Sends one control request with nngcat; returns its exit status. */
+static int nngcat_request(const ctlh *h, const char *json)
+{
+    char url[PATH_MAX + 32], out[PATH_MAX];
+    snprintf(url, sizeof url, "ipc://%s/run/%s.control", h->dir, h->segment);
+    snprintf(out, sizeof out, "%s/nngcat.out", h->dir);
+    char *argv[] = {"/usr/bin/nngcat", "--req",    "--dial",         url, "--data",
+                    (char *)json,      "--quoted", "--recv-timeout", "5", NULL};
+    pid_t p = shmtest_spawn(argv, out);
+    return shmtest_wait_pid(p, 10000);
+}
+
+static void test_operator_pause_survives_restart(void **state)
+{
+    if (access("/usr/bin/nngcat", X_OK) != 0)
+        skip();
+    ctlh h;
+    ctlh_init(&h, "ctlpause", "  slot_count: 1024\n", NULL);
+    pid_t first = ctlh_start(&h, NULL);
+    assert_true(first > 0);
+    int st = nngcat_request(&h, "{\"cmd\":\"pause\"}");
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    struct paused_arg pa = {.segment = h.segment, .want = 1};
+    assert_true(shmtest_wait_until(paused_is, &pa, 5000));
+
+    kill(first, SIGKILL);
+    shmtest_wait_pid(first, 5000);
+    assert_true(ctlh_start(&h, NULL) > 0);
+    /* Still paused after the restart: the reason was kept in the segment. */
+    usleep(300 * 1000);
+    assert_true(paused_is(&pa));
+    assert_true(ctlh_log_has(&h, "(by the operator)"));
+
+    st = nngcat_request(&h, "{\"cmd\":\"resume\"}");
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    pa.want = 0;
+    assert_true(shmtest_wait_until(paused_is, &pa, 5000));
+    st = ctlh_stop(&h);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_killed_consumer_batch_is_redelivered),
+        cmocka_unit_test(test_restart_reattaches_and_loses_nothing),
+        cmocka_unit_test(test_operator_pause_survives_restart),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
