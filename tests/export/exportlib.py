@@ -395,11 +395,12 @@ class Group:
     def group(self, name):
         return self.stats()[1].get(name)
 
-    def write_config(self, path, export_yaml):
+    def write_config(self, path, export_yaml, extra_yaml=""):
         with open(path, "w") as f:
             f.write(f"segment: {{name: {self.name}, slot_count: {self.slots}, "
                     f"policy: {self.policy}}}\n")
             f.write(f"paths: {{data_dir: {self.data_dir}, run_dir: {self.dir}}}\n")
+            f.write(extra_yaml)
             f.write("export:\n" + export_yaml)
         return path
 

@@ -10,11 +10,13 @@ shmbus_tag_values view answer by tag name, both members took batches, the
 counters add up, and no log line carries the password.
 """
 import os
+import shutil
 import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from exportlib import Group, Postgres, bin_path, check, expected_row_sql, log  # noqa: E402
+from exportlib import (Group, Postgres, bin_path, check, expected_row_sql, free_port,  # noqa: E402
+                       log, spawn, wait_until)
 
 pg = Postgres()
 pg.createdb("plant")
@@ -85,6 +87,27 @@ if os.path.exists(shmstat):
           "shmstat shows the export counters")
 else:
     log("shmstat is not built here; counter display not checked")
+
+controller = bin_path("shmbus-controller")
+if os.path.exists(controller) and shutil.which("curl"):
+    http = free_port()
+    ccfg = grp.write_config(os.path.join(grp.dir, "controller.yaml"), "  postgres: {}\n",
+                            f"controller: {{http: '127.0.0.1:{http}'}}\n")
+    spawn([controller, "--config", ccfg], os.path.join(grp.dir, "controller.log"))
+
+    def metrics():
+        r = subprocess.run(["curl", "-sf", f"http://127.0.0.1:{http}/metrics"],
+                           capture_output=True, text=True)
+        return r.stdout if r.returncode == 0 else ""
+    text = wait_until(metrics, 20, "the controller's /metrics")
+    line = [l for l in text.splitlines()
+            if l.startswith('shmbus_export_rows_total{target="postgres",member="pg-1"}')]
+    check(line and int(line[0].split()[-1]) == grp.counter("rows_total", "postgres", "pg-1"),
+          f"the controller's /metrics shows the export counters ({line[:1]})")
+    check('shmbus_export_connected{target="postgres",member="pg-2"} 1' in text,
+          "the connected gauge is on /metrics")
+else:
+    log("shmbus-controller or curl missing here; /metrics not checked")
 
 for m in ("pg-1", "pg-2"):
     rc = grp.stop_exporter(m)
