@@ -237,7 +237,7 @@ class Postgres:
 class Mosquitto:
     """mosquitto on a free loopback port, persistence in a temporary dir."""
 
-    def __init__(self, users=None):
+    def __init__(self, users=None, listener_conf=()):
         if not shutil.which("mosquitto") and not os.path.exists("/usr/sbin/mosquitto"):
             skip("mosquitto is not installed")
         self.exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
@@ -245,7 +245,7 @@ class Mosquitto:
         self.dir = tmpdir(self.user)
         self.port = free_port()
         self.log = os.path.join(self.dir, "mosquitto.log")
-        conf = [f"listener {self.port} 127.0.0.1", "persistence true",
+        conf = [f"listener {self.port} 127.0.0.1", *listener_conf, "persistence true",
                 f"persistence_location {self.dir}/", "autosave_interval 1",
                 "max_queued_messages 0", "max_inflight_messages 0",
                 f"log_dest file {self.log}", "log_type error", "log_type warning",
@@ -301,13 +301,14 @@ class Subscriber:
     printing one line per message: topic and payload."""
 
     def __init__(self, broker, topic, out_dir, client_id="test-sub", username=None,
-                 password=None):
+                 password=None, extra_args=()):
         self.path = os.path.join(out_dir, f"{client_id}.out")
         self.broker = broker
         self.args = ["mosquitto_sub", "-h", "127.0.0.1", "-p", str(broker.port), "-q", "1",
                      "-c", "-i", client_id, "-t", topic, "-F", "%t %p"]
         if username:
             self.args += ["-u", username, "-P", password]
+        self.args += list(extra_args)
         self.proc = spawn(self.args, self.path)
 
     def messages(self):
