@@ -37,6 +37,7 @@ typedef enum pg_lane_state {
     LANE_FINISHING,   /* "[tags;] [insert;] COMMIT" sent */
     LANE_DRAINING,    /* an error came: reading to the end of the command */
     LANE_ROLLING_BACK, /* the direct COPY met an existing row: ROLLBACK, then redo */
+    LANE_RESTART,     /* (drain target) redo the batch deduplicating at once */
     LANE_DONE,        /* committed */
     LANE_FAILED,      /* error and reason say why */
 } pg_lane_state;
@@ -47,7 +48,9 @@ typedef struct pg_lane {
     const export_batch *b;
     uint64_t id;
     bool dedupe;
-    bool flushing; /* libpq still holds output for the socket */
+    bool autocommit; /* a bare COPY: its own transaction */
+    bool copy_ok;    /* the COPY's result said COPY n */
+    bool flushing;   /* libpq still holds output for the socket */
     char *copybuf;
     size_t copylen, copypos, copycap;
     char *sql;

@@ -6,9 +6,12 @@
  * A batch is one transaction, in one of two ways:
  *
  *   direct (a batch fresh from the ring, the common case):
+ *     COPY shmbus_values FROM STDIN (FORMAT binary)   -- its own transaction
+ *     <rows>
+ *   or, when tag rows go with it:
  *     BEGIN; COPY shmbus_values FROM STDIN (FORMAT binary)
  *     <rows>
- *     [INSERT INTO shmbus_tags ... ON CONFLICT DO UPDATE;] COMMIT
+ *     INSERT INTO shmbus_tags ... ON CONFLICT DO UPDATE; COMMIT
  *   deduplicating (a batch that may have been delivered before: taken over
  *   from a dead member, replayed from the spool, retried after a failure;
  *   or a direct COPY that hit the unique key):
@@ -23,9 +26,12 @@
  * table already has (unique_violation); the lane then rolls back and redoes
  * the batch the deduplicating way, which inserts only the missing rows. A
  * batch delivered twice therefore inserts nothing the second time. The lane
- * reports DONE only when COMMIT answered "COMMIT"; anything else (an error,
- * a lost connection, an aborted transaction answering ROLLBACK) is FAILED
- * and the batch stays unacknowledged in the ring.
+ * reports DONE only when COMMIT answered "COMMIT" or, for a COPY that is
+ * its own transaction, when the server said it is ready for the next query
+ * after the COPY's result without an error (PostgreSQL commits an implicit
+ * transaction between the two, flushing its WAL first). Anything else (an
+ * error, a lost connection, an aborted transaction answering ROLLBACK) is
+ * FAILED and the batch stays unacknowledged in the ring.
  *
  * Why two ways: the staging table costs a second write of every row and an
  * INSERT ... SELECT; skipping it when no row can be there yet keeps the
@@ -53,6 +59,7 @@
     "INSERT INTO shmbus_values " PG_COPY_COLUMNS " SELECT time, source_id, tag_id, value, raw, " \
     "quality, exception, seq FROM shmbus_stage ON CONFLICT (source_id, seq) DO NOTHING; "
 #define START_DIRECT "BEGIN; COPY shmbus_values " PG_COPY_COLUMNS " FROM STDIN (FORMAT binary)"
+#define START_AUTOCOMMIT "COPY shmbus_values " PG_COPY_COLUMNS " FROM STDIN (FORMAT binary)"
 #define START_DEDUPE "BEGIN; COPY shmbus_stage " PG_COPY_COLUMNS " FROM STDIN (FORMAT binary)"
 #define UNIQUE_VIOLATION "23505"
 #define COPY_CHUNK (64 * 1024)
@@ -184,6 +191,7 @@ int pg_lane_start(pg_lane *l, const export_batch *b, bool dedupe, const pg_lane_
     l->inserted = 0;
     l->statement = 0;
     l->committed = false;
+    l->copy_ok = false;
     l->drain_then = LANE_IDLE;
     l->reason[0] = '\0';
     size_t bytes = pg_copy_size(b->n);
@@ -201,7 +209,10 @@ int pg_lane_start(pg_lane *l, const export_batch *b, bool dedupe, const pg_lane_
         return rc;
     }
     l->expect = (l->n_tags ? 1 : 0) + (dedupe ? 1 : 0) + 1;
-    if (!PQsendQuery(l->conn, dedupe ? START_DEDUPE : START_DIRECT)) {
+    /* Nothing to do after the rows: the COPY alone is the transaction, one
+     * round trip and two statements fewer. */
+    l->autocommit = !dedupe && l->n_tags == 0;
+    if (!PQsendQuery(l->conn, dedupe ? START_DEDUPE : l->autocommit ? START_AUTOCOMMIT : START_DIRECT)) {
         failed(l, NULL, "starting COPY");
         return l->error;
     }
@@ -216,7 +227,10 @@ static void on_result(pg_lane *l, PGresult *res, const pg_lane_ctx *ctx)
     ExecStatusType st = res ? PQresultStatus(res) : PGRES_COMMAND_OK;
     if (l->state == LANE_DRAINING) { /* after an error: wait for the end, then act */
         if (!res) {
-            if (l->drain_then == LANE_ROLLING_BACK) {
+            if (l->drain_then == LANE_RESTART) {
+                if (pg_lane_start(l, l->b, true, ctx) != 0)
+                    l->state = LANE_FAILED;
+            } else if (l->drain_then == LANE_ROLLING_BACK) {
                 if (PQsendQuery(l->conn, "ROLLBACK")) {
                     l->flushing = true;
                     l->state = LANE_ROLLING_BACK;
@@ -242,7 +256,11 @@ static void on_result(pg_lane *l, PGresult *res, const pg_lane_ctx *ctx)
         }
         break;
     case LANE_ENDING:
-        if (!res) { /* end of "BEGIN; COPY": tags, values, COMMIT */
+        if (!res && l->autocommit) { /* ready for the next query: committed */
+            l->state = l->copy_ok ? LANE_DONE : LANE_FAILED;
+            if (!l->copy_ok)
+                failed_text(l, EXPORT_EREJECT, "COPY into shmbus_values: no result");
+        } else if (!res) { /* end of "BEGIN; COPY": tags, values, COMMIT */
             if (PQsendQuery(l->conn, l->sql)) {
                 l->flushing = true;
                 l->state = LANE_FINISHING;
@@ -253,11 +271,14 @@ static void on_result(pg_lane *l, PGresult *res, const pg_lane_ctx *ctx)
             const char *code = PQresultErrorField(res, PG_DIAG_SQLSTATE);
             bool conflict = !l->dedupe && code && strcmp(code, UNIQUE_VIOLATION) == 0;
             failed(l, res, l->dedupe ? "COPY into the staging table" : "COPY into shmbus_values");
-            /* A row is there already: roll back, then redo it deduplicating. */
-            l->drain_then = conflict ? LANE_ROLLING_BACK : LANE_FAILED;
+            /* A row is there already: roll back (an implicit transaction
+             * is gone already), then redo it deduplicating. */
+            l->drain_then = conflict ? (l->autocommit ? LANE_RESTART : LANE_ROLLING_BACK) : LANE_FAILED;
             l->state = LANE_DRAINING;
-        } else if (!l->dedupe) {
-            l->inserted = strtoull(PQcmdTuples(res), NULL, 10);
+        } else {
+            l->copy_ok = true;
+            if (!l->dedupe)
+                l->inserted = strtoull(PQcmdTuples(res), NULL, 10);
         }
         break;
     case LANE_FINISHING:
