@@ -7,6 +7,7 @@ PKGS=(
   libmodbus-dev liburing-dev libnng-dev nng-utils libcmocka-dev libyaml-dev
   flatbuffers-compiler python3 python3-flatbuffers python3-pymodbus mbpoll
   libjansson-dev supervisor curl prometheus jq procps socat
+  libpq-dev postgresql mosquitto mosquitto-clients libmosquitto-dev openssl
 )
 missing=()
 for p in "${PKGS[@]}"; do

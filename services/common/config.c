@@ -56,19 +56,36 @@ static int set_defaults(config *cfg)
                                           .leak_growth_mb_per_min = 10.0};
     cfg->postgres = (config_postgres){.conninfo = strdup(""),
                                       .password_file = strdup(""),
-                                      .batch_records = 5000,
-                                      .batch_age_ms = 1000};
+                                      .source = strdup(""),
+                                      .batch_records = 500,
+                                      .batch_age_ms = 500,
+                                      .connect_timeout_s = 5,
+                                      .backoff_min_ms = 200,
+                                      .backoff_max_ms = 10000,
+                                      .spool_max_bytes = 1ull << 30};
     cfg->mqtt = (config_mqtt){.host = strdup("127.0.0.1"),
                               .port = 1883,
                               .client_id = strdup("shmbus"),
                               .prefix = strdup("shmbus"),
                               .qos = 1,
                               .username = strdup(""),
-                              .password_file = strdup("")};
+                              .password_file = strdup(""),
+                              .keepalive_s = 30,
+                              .batch_records = 500,
+                              .batch_age_ms = 500,
+                              .ack_timeout_ms = 30000,
+                              .backoff_min_ms = 200,
+                              .backoff_max_ms = 10000,
+                              .spool_max_bytes = 1ull << 30,
+                              .tls_ca_file = strdup(""),
+                              .tls_ca_path = strdup(""),
+                              .tls_cert_file = strdup(""),
+                              .tls_key_file = strdup("")};
     if (!cfg->segment.name || !cfg->paths.run_dir || !cfg->paths.data_dir ||
         !cfg->controller.http || !cfg->postgres.conninfo || !cfg->postgres.password_file ||
         !cfg->mqtt.host || !cfg->mqtt.client_id || !cfg->mqtt.prefix || !cfg->mqtt.username ||
-        !cfg->mqtt.password_file)
+        !cfg->mqtt.password_file || !cfg->postgres.source || !cfg->mqtt.tls_ca_file ||
+        !cfg->mqtt.tls_ca_path || !cfg->mqtt.tls_cert_file || !cfg->mqtt.tls_key_file)
         return -ENOMEM;
     return 0;
 }
@@ -238,39 +255,87 @@ static void read_controller(creader *r, yaml_node_t *node, config_controller *c)
     cr_pop(r, saved);
 }
 
+/* Backoff bounds shared by both export targets: min <= max. */
+static void read_backoff(creader *r, yaml_node_t *node, uint32_t *min_ms, uint32_t *max_ms)
+{
+    cr_u32(r, node, "backoff_min_ms", 10, 600000, min_ms);
+    cr_u32(r, node, "backoff_max_ms", 10, 3600000, max_ms);
+    if (*min_ms > *max_ms)
+        cr_error(r, node, NULL, "backoff_min_ms %u is above backoff_max_ms %u", *min_ms, *max_ms);
+}
+
 static void read_postgres(creader *r, yaml_node_t *node, config_postgres *p)
 {
-    static const char *const keys[] = {"conninfo", "password_file", "batch_records",
-                                       "batch_age_ms", NULL};
+    static const char *const keys[] = {"conninfo",       "password_file",  "source",
+                                       "batch_records",  "batch_age_ms",   "connect_timeout_s",
+                                       "backoff_min_ms", "backoff_max_ms", "spool_max_bytes",
+                                       NULL};
     size_t saved = cr_push_key(r, "postgres");
     if (cr_expect_map(r, node, "the postgres export") >= 0) {
         p->enabled = true;
         cr_check_keys(r, node, keys);
         cr_str(r, node, "conninfo", 1000, &p->conninfo);
         cr_str(r, node, "password_file", 400, &p->password_file);
+        cr_str(r, node, "source", 200, &p->source);
         cr_u32(r, node, "batch_records", 1, 1u << 22, &p->batch_records);
         cr_u32(r, node, "batch_age_ms", 1, 3600u * 1000, &p->batch_age_ms);
+        cr_u32(r, node, "connect_timeout_s", 1, 3600, &p->connect_timeout_s);
+        read_backoff(r, node, &p->backoff_min_ms, &p->backoff_max_ms);
+        cr_size(r, node, "spool_max_bytes", 1u << 20, 1ull << 44, &p->spool_max_bytes);
     }
     cr_pop(r, saved);
 }
 
+/* A topic level may not hold MQTT wildcards; the prefix may hold '/'. */
+static void check_prefix(creader *r, yaml_node_t *node, const char *prefix)
+{
+    if (!prefix[0] || strpbrk(prefix, "+#") || prefix[0] == '/' ||
+        prefix[strlen(prefix) - 1] == '/')
+        cr_error(r, cr_get(r, node, "prefix"), "prefix",
+                 "'%s' is not a topic prefix (not empty, no '+' or '#', no leading or trailing '/')",
+                 prefix);
+}
+
 static void read_mqtt(creader *r, yaml_node_t *node, config_mqtt *m)
 {
-    static const char *const keys[] = {"host",   "port", "client_id", "prefix",        "qos",
-                                       "retain", "username", "password_file", NULL};
+    static const char *const keys[] = {
+        "host",          "port",           "client_id",      "prefix",        "qos",
+        "retain",        "username",       "password_file",  "keepalive_s",   "batch_records",
+        "batch_age_ms",  "ack_timeout_ms", "backoff_min_ms", "backoff_max_ms", "spool_max_bytes",
+        "tls_ca_file",   "tls_ca_path",    "tls_cert_file",  "tls_key_file",  "tls_insecure",
+        NULL};
     size_t saved = cr_push_key(r, "mqtt");
     if (cr_expect_map(r, node, "the mqtt export") >= 0) {
         m->enabled = true;
         cr_check_keys(r, node, keys);
-        cr_str(r, node, "host", 255, &m->host);
+        if (cr_str(r, node, "host", 255, &m->host) > 0 && !m->host[0])
+            cr_error(r, cr_get(r, node, "host"), "host", "must not be empty");
         uint32_t port = m->port, qos = m->qos;
         cr_u32(r, node, "port", 1, 65535, &port);
-        cr_str(r, node, "client_id", 23 * 4, &m->client_id);
-        cr_str(r, node, "prefix", 200, &m->prefix);
+        /* The member name (<= 31) is appended; MQTT 3.1.1 brokers accept long ids. */
+        if (cr_str(r, node, "client_id", 64, &m->client_id) > 0 && !m->client_id[0])
+            cr_error(r, cr_get(r, node, "client_id"), "client_id", "must not be empty");
+        if (cr_str(r, node, "prefix", 200, &m->prefix) > 0)
+            check_prefix(r, node, m->prefix);
         cr_u32(r, node, "qos", 0, 2, &qos);
         cr_bool(r, node, "retain", &m->retain);
         cr_str(r, node, "username", 200, &m->username);
         cr_str(r, node, "password_file", 400, &m->password_file);
+        cr_u32(r, node, "keepalive_s", 5, 65535, &m->keepalive_s);
+        cr_u32(r, node, "batch_records", 1, 65535, &m->batch_records);
+        cr_u32(r, node, "batch_age_ms", 1, 3600u * 1000, &m->batch_age_ms);
+        cr_u32(r, node, "ack_timeout_ms", 100, 3600u * 1000, &m->ack_timeout_ms);
+        read_backoff(r, node, &m->backoff_min_ms, &m->backoff_max_ms);
+        cr_size(r, node, "spool_max_bytes", 1u << 20, 1ull << 44, &m->spool_max_bytes);
+        cr_str(r, node, "tls_ca_file", 400, &m->tls_ca_file);
+        cr_str(r, node, "tls_ca_path", 400, &m->tls_ca_path);
+        cr_str(r, node, "tls_cert_file", 400, &m->tls_cert_file);
+        cr_str(r, node, "tls_key_file", 400, &m->tls_key_file);
+        cr_bool(r, node, "tls_insecure", &m->tls_insecure);
+        if (!m->tls_cert_file[0] != !m->tls_key_file[0])
+            cr_error(r, node, NULL, "tls_cert_file and tls_key_file go together");
+        if (m->tls_cert_file[0] && !m->tls_ca_file[0] && !m->tls_ca_path[0])
+            cr_error(r, node, NULL, "a client certificate needs tls_ca_file or tls_ca_path");
         m->port = (uint16_t)port;
         m->qos = (uint8_t)qos;
     }
@@ -530,11 +595,16 @@ void config_free(config **pcfg)
     free(cfg->controller.required_roles);
     free(cfg->postgres.conninfo);
     free(cfg->postgres.password_file);
+    free(cfg->postgres.source);
     free(cfg->mqtt.host);
     free(cfg->mqtt.client_id);
     free(cfg->mqtt.prefix);
     free(cfg->mqtt.username);
     free(cfg->mqtt.password_file);
+    free(cfg->mqtt.tls_ca_file);
+    free(cfg->mqtt.tls_ca_path);
+    free(cfg->mqtt.tls_cert_file);
+    free(cfg->mqtt.tls_key_file);
     for (size_t i = 0; i < cfg->n_devices; i++)
         free_device(&cfg->devices[i]);
     free(cfg->devices);

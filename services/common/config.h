@@ -80,24 +80,43 @@ typedef struct config_controller {
     size_t n_required_roles;
 } config_controller;
 
+/* Export to PostgreSQL (services/export). Off unless the section is present. */
 typedef struct config_postgres {
     bool enabled; /* the section is present */
-    char *conninfo;
-    char *password_file;
-    uint32_t batch_records; /* 5000 */
-    uint32_t batch_age_ms;  /* 1000 */
+    char *conninfo;          /* libpq conninfo string or URI; TLS options (sslmode, ...) go here */
+    char *password_file;     /* "" = none (libpq then uses PGPASSWORD / PGPASSFILE) */
+    char *source;            /* this gateway's name in the database; "" = <hostname>/<segment> */
+    uint32_t batch_records;  /* 500 */
+    uint32_t batch_age_ms;   /* 500 */
+    uint32_t connect_timeout_s; /* 5; used when conninfo sets no connect_timeout */
+    uint32_t backoff_min_ms; /* 200: first retry after an outage begins */
+    uint32_t backoff_max_ms; /* 10000: retries are spread up to this, with jitter */
+    uint64_t spool_max_bytes; /* 1 GiB: drop-oldest spool limit (data_dir/export/) */
 } config_postgres;
 
+/* Export to an MQTT broker (services/export). Off unless the section is present. */
 typedef struct config_mqtt {
     bool enabled;
     char *host; /* "127.0.0.1" */
     uint16_t port; /* 1883 */
-    char *client_id; /* "shmbus" */
-    char *prefix;    /* "shmbus" */
+    char *client_id; /* "shmbus"; each process connects as <client_id>-<member name> */
+    char *prefix;    /* "shmbus"; topics are <prefix>/<device>/<tag> */
     uint8_t qos;     /* 1 */
     bool retain;
     char *username;
     char *password_file;
+    uint32_t keepalive_s;    /* 30 */
+    uint32_t batch_records;  /* 500 */
+    uint32_t batch_age_ms;   /* 500 */
+    uint32_t ack_timeout_ms; /* 30000: a batch whose PUBACKs do not all come is resent */
+    uint32_t backoff_min_ms; /* 200 */
+    uint32_t backoff_max_ms; /* 10000 */
+    uint64_t spool_max_bytes; /* 1 GiB */
+    char *tls_ca_file;   /* "" = no TLS; set this (or tls_ca_path) to connect with TLS */
+    char *tls_ca_path;
+    char *tls_cert_file; /* client certificate, with tls_key_file */
+    char *tls_key_file;
+    bool tls_insecure;   /* do not check the broker's host name (tests only) */
 } config_mqtt;
 
 enum config_transport { CONFIG_TCP = 0, CONFIG_RTU = 1, CONFIG_RTU_OVER_TCP = 2 };

@@ -392,6 +392,113 @@ static void test_section_errors(void **state)
     expect_error("paths:\n  run_dir: ''\n", "plant.yaml:2: paths.run_dir: must not be empty");
 }
 
+/* The export section: every key of both targets, their defaults, and the
+ * checks that keep a bad broker or database setting out of a running export. */
+static void test_export_section(void **state)
+{
+    (void)state;
+    config *cfg = NULL;
+    assert_int_equal(config_defaults(&cfg, err, sizeof err), 0);
+    assert_int_equal(cfg->postgres.batch_records, 500);
+    assert_int_equal(cfg->postgres.batch_age_ms, 500);
+    assert_int_equal(cfg->postgres.connect_timeout_s, 5);
+    assert_string_equal(cfg->postgres.source, "");
+    assert_true(cfg->postgres.spool_max_bytes == 1ull << 30);
+    assert_int_equal(cfg->mqtt.qos, 1);
+    assert_int_equal(cfg->mqtt.keepalive_s, 30);
+    assert_int_equal(cfg->mqtt.batch_records, 500);
+    assert_int_equal(cfg->mqtt.ack_timeout_ms, 30000);
+    assert_int_equal(cfg->mqtt.backoff_min_ms, 200);
+    assert_int_equal(cfg->mqtt.backoff_max_ms, 10000);
+    assert_string_equal(cfg->mqtt.tls_ca_file, "");
+    assert_false(cfg->mqtt.tls_insecure);
+    config_free(&cfg);
+
+    cfg = load_ok("export:\n"
+                  "  postgres:\n"
+                  "    conninfo: 'postgresql://shmbus@db/plant?sslmode=verify-full'\n"
+                  "    password_file: /etc/shmbus/pg.pass\n"
+                  "    source: gw1\n"
+                  "    batch_records: 2000\n"
+                  "    batch_age_ms: 250\n"
+                  "    connect_timeout_s: 3\n"
+                  "    backoff_min_ms: 50\n"
+                  "    backoff_max_ms: 2000\n"
+                  "    spool_max_bytes: 64MiB\n"
+                  "  mqtt:\n"
+                  "    host: broker\n"
+                  "    port: 8883\n"
+                  "    client_id: gw1\n"
+                  "    prefix: plant/gw1\n"
+                  "    keepalive_s: 10\n"
+                  "    batch_records: 100\n"
+                  "    batch_age_ms: 20\n"
+                  "    ack_timeout_ms: 5000\n"
+                  "    backoff_min_ms: 100\n"
+                  "    backoff_max_ms: 100\n"
+                  "    spool_max_bytes: 2G\n"
+                  "    tls_ca_file: /etc/ssl/ca.pem\n"
+                  "    tls_cert_file: /etc/shmbus/c.pem\n"
+                  "    tls_key_file: /etc/shmbus/c.key\n"
+                  "    tls_insecure: true\n");
+    assert_true(cfg->postgres.enabled);
+    assert_string_equal(cfg->postgres.conninfo, "postgresql://shmbus@db/plant?sslmode=verify-full");
+    assert_string_equal(cfg->postgres.password_file, "/etc/shmbus/pg.pass");
+    assert_string_equal(cfg->postgres.source, "gw1");
+    assert_int_equal(cfg->postgres.batch_records, 2000);
+    assert_int_equal(cfg->postgres.batch_age_ms, 250);
+    assert_int_equal(cfg->postgres.connect_timeout_s, 3);
+    assert_int_equal(cfg->postgres.backoff_min_ms, 50);
+    assert_int_equal(cfg->postgres.backoff_max_ms, 2000);
+    assert_true(cfg->postgres.spool_max_bytes == 64ull << 20);
+    assert_true(cfg->mqtt.enabled);
+    assert_string_equal(cfg->mqtt.client_id, "gw1");
+    assert_string_equal(cfg->mqtt.prefix, "plant/gw1");
+    assert_int_equal(cfg->mqtt.keepalive_s, 10);
+    assert_int_equal(cfg->mqtt.batch_records, 100);
+    assert_int_equal(cfg->mqtt.batch_age_ms, 20);
+    assert_int_equal(cfg->mqtt.ack_timeout_ms, 5000);
+    assert_int_equal(cfg->mqtt.backoff_min_ms, 100);
+    assert_true(cfg->mqtt.spool_max_bytes == 2ull << 30);
+    assert_string_equal(cfg->mqtt.tls_ca_file, "/etc/ssl/ca.pem");
+    assert_string_equal(cfg->mqtt.tls_cert_file, "/etc/shmbus/c.pem");
+    assert_string_equal(cfg->mqtt.tls_key_file, "/etc/shmbus/c.key");
+    assert_true(cfg->mqtt.tls_insecure);
+    config_free(&cfg);
+
+    /* An empty section switches the target on with every default. */
+    cfg = load_ok("export:\n  postgres:\n  mqtt: {}\n");
+    assert_true(cfg->postgres.enabled);
+    assert_true(cfg->mqtt.enabled);
+    assert_int_equal(cfg->postgres.batch_records, 500);
+    config_free(&cfg);
+
+    expect_error("export:\n  postgres: {backoff_min_ms: 5000, backoff_max_ms: 100}\n",
+                 "plant.yaml:2: export.postgres: backoff_min_ms 5000 is above backoff_max_ms 100");
+    expect_error("export:\n  postgres: {spool_max_bytes: 1K}\n",
+                 "plant.yaml:2: export.postgres.spool_max_bytes: '1K' is out of range "
+                 "(1048576..17592186044416 bytes)");
+    expect_error("export:\n  postgres: {dbname: plant}\n",
+                 "plant.yaml:2: export.postgres: unknown key 'dbname' (expected conninfo, "
+                 "password_file, source, batch_records, batch_age_ms, connect_timeout_s, "
+                 "backoff_min_ms, backoff_max_ms, spool_max_bytes)");
+    expect_error("export:\n  mqtt: {prefix: 'plant/#'}\n",
+                 "plant.yaml:2: export.mqtt.prefix: 'plant/#' is not a topic prefix (not empty, "
+                 "no '+' or '#', no leading or trailing '/')");
+    expect_error("export:\n  mqtt: {prefix: 'plant/'}\n",
+                 "plant.yaml:2: export.mqtt.prefix: 'plant/' is not a topic prefix (not empty, "
+                 "no '+' or '#', no leading or trailing '/')");
+    expect_error("export:\n  mqtt: {client_id: ''}\n",
+                 "plant.yaml:2: export.mqtt.client_id: must not be empty");
+    expect_error("export:\n  mqtt: {tls_cert_file: /c.pem, tls_ca_file: /ca.pem}\n",
+                 "plant.yaml:2: export.mqtt: tls_cert_file and tls_key_file go together");
+    expect_error("export:\n  mqtt: {tls_cert_file: /c.pem, tls_key_file: /c.key}\n",
+                 "plant.yaml:2: export.mqtt: a client certificate needs tls_ca_file or "
+                 "tls_ca_path");
+    expect_error("export:\n  mqtt: {batch_records: 0}\n",
+                 "plant.yaml:2: export.mqtt.batch_records: 0 is out of range (1..65535)");
+}
+
 static void test_device_errors(void **state)
 {
     (void)state;
@@ -652,7 +759,7 @@ int main(void)
         cmocka_unit_test(test_syntax_errors),  cmocka_unit_test(test_section_errors),
         cmocka_unit_test(test_device_errors),  cmocka_unit_test(test_tag_errors),
         cmocka_unit_test(test_cross_errors),   cmocka_unit_test(test_many_errors_reported),
-        cmocka_unit_test(test_order_parse),
+        cmocka_unit_test(test_order_parse),    cmocka_unit_test(test_export_section),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,221 @@
+/*
+ * ring_reader.c — the export's side of its consumer group: takes ring
+ * batches, decodes their TagValue records into export_rows, and later
+ * acknowledges them (after the target confirmed, or the spool holds them)
+ * or hands them back to the group.
+ *
+ * One export batch may span several ring batches, and several export
+ * batches may be in flight; together they hold at most SHM_MEMBER_BATCHES
+ * ring batches (the most a member may hold), kept in the order they were
+ * taken and acknowledged oldest first. Records that fail verification are marked invalid in the ring
+ * and counted, never exported.
+ */
+#include "export.h"
+#include "log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define RING_READER_MAX_ASK 16384u /* records asked for in one shm_consume */
+
+struct ring_reader {
+    shm_segment *seg;
+    shm_consumer *consumer;
+    char group[SHM_NAME_MAX + 1];
+    char member[SHM_NAME_MAX + 1];
+    export_metrics *metrics;
+    shm_batch held[SHM_MEMBER_BATCHES];
+    int n_held;
+    uint64_t invalid_logged_ns;
+};
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int export_batch_reserve(export_batch *b, size_t n)
+{
+    if (b->n + n <= b->cap)
+        return 0;
+    size_t cap = b->cap ? b->cap : 1024;
+    while (cap < b->n + n)
+        cap *= 2;
+    export_row *rows = realloc(b->rows, cap * sizeof *rows);
+    if (!rows)
+        return EXPORT_ENOMEM;
+    b->rows = rows;
+    b->cap = cap;
+    return 0;
+}
+
+void export_batch_free(export_batch *b)
+{
+    free(b->rows);
+    memset(b, 0, sizeof *b);
+}
+
+int ring_reader_open(shm_segment *seg, const char *group, const char *member,
+                     export_metrics *metrics, ring_reader **out)
+{
+    *out = NULL;
+    ring_reader *r = calloc(1, sizeof *r);
+    if (!r)
+        return SHM_ENOMEM;
+    r->seg = seg;
+    r->metrics = metrics;
+    snprintf(r->group, sizeof r->group, "%s", group);
+    snprintf(r->member, sizeof r->member, "%s", member);
+    int rc = shm_consumer_open(seg, group, member, &r->consumer);
+    if (rc) {
+        free(r);
+        return rc;
+    }
+    *out = r;
+    return 0;
+}
+
+void ring_reader_close(ring_reader **rp)
+{
+    if (!rp || !*rp)
+        return;
+    /* Held batches go back to the group (shm_consumer_close does that). */
+    shm_consumer_close(&(*rp)->consumer);
+    free(*rp);
+    *rp = NULL;
+}
+
+static void decode_batch(ring_reader *r, shm_batch *sb, export_batch *b)
+{
+    shm_record rec;
+    while (shm_batch_next(r->consumer, sb, &rec) == 1) {
+        shm_tag_value v;
+        if (shm_tag_value_decode(rec.data, rec.len, &v) != 0) {
+            shm_batch_mark_invalid(sb);
+            export_metrics_add(r->metrics->invalid, 1);
+            uint64_t now = (uint64_t)mono_ms();
+            if (now - r->invalid_logged_ns >= 10000) { /* at most one line per 10 s */
+                r->invalid_logged_ns = now;
+                log_warn("group %s: record %llu failed verification, skipped: %s", r->group,
+                         (unsigned long long)rec.seq, shm_last_error());
+            }
+            continue;
+        }
+        /* The ring's sequence number is the record's identity everywhere
+         * downstream (the unique key in PostgreSQL, "seq" in MQTT). */
+        export_row *row = &b->rows[b->n++];
+        *row = (export_row){.seq = rec.seq,
+                            .time_ns = v.timestamp_ns,
+                            .tag_id = v.tag_id,
+                            .device_id = v.device_id,
+                            .value = v.value,
+                            .raw = v.raw,
+                            .quality = v.quality,
+                            .exception_code = v.exception_code,
+                            .flags = v.flags};
+    }
+}
+
+int ring_reader_fill(ring_reader *r, export_batch *b, size_t max_rows, int max_age_ms,
+                     int idle_ms, int *ring_batches)
+{
+    size_t before = b->n;
+    *ring_batches = 0;
+    int64_t first_ms = 0;
+    if (!r->consumer) {
+        int rc = shm_consumer_open(r->seg, r->group, r->member, &r->consumer);
+        if (rc)
+            return rc;
+    }
+    while (b->n < max_rows && r->n_held < SHM_MEMBER_BATCHES) {
+        int timeout;
+        if (b->n == before) {
+            timeout = idle_ms;
+        } else {
+            int64_t left = first_ms + max_age_ms - mono_ms();
+            if (left <= 0)
+                break;
+            timeout = (int)left;
+        }
+        shm_batch *sb = &r->held[r->n_held];
+        size_t want = max_rows - b->n;
+        uint32_t ask = want > RING_READER_MAX_ASK ? RING_READER_MAX_ASK : (uint32_t)want;
+        int n = shm_consume(r->consumer, ask, timeout, sb);
+        if (n < 0)
+            return n;
+        if (n == 0)
+            break;
+        r->n_held++;
+        (*ring_batches)++;
+        if (b->n == before)
+            first_ms = mono_ms();
+        /* An orphaned batch may be larger than asked for: make room for all. */
+        if (export_batch_reserve(b, (size_t)n) != 0)
+            return SHM_ENOMEM;
+        decode_batch(r, sb, b);
+        if (sb->redelivered)
+            b->may_repeat = true;
+    }
+    return (int)(b->n - before);
+}
+
+int ring_reader_ack_oldest(ring_reader *r, int count)
+{
+    int rc = 0;
+    if (count > r->n_held)
+        count = r->n_held;
+    for (int i = 0; i < count; i++) {
+        int e = r->consumer ? shm_ack(r->consumer, &r->held[i]) : SHM_EINVAL;
+        if (e && !rc)
+            rc = e;
+    }
+    /* shm_batch holds no pointers into itself: moving it is fine. */
+    memmove(&r->held[0], &r->held[count], (size_t)(r->n_held - count) * sizeof r->held[0]);
+    r->n_held -= count;
+    if (rc)
+        log_error("group %s: acknowledgement refused (%s): this member was declared dead and "
+                  "its batches were given to another member",
+                  r->group, shm_strerror(rc));
+    return rc;
+}
+
+int ring_reader_release(ring_reader *r)
+{
+    if (r->n_held == 0)
+        return 0;
+    export_metrics_add(r->metrics->released, (uint64_t)r->n_held);
+    r->n_held = 0;
+    /* Closing hands the batches to the group; rejoining right away keeps
+     * this member visible (shmstat) while it waits for its target. When the
+     * rejoin fails, ring_reader_fill tries again. */
+    shm_consumer_close(&r->consumer);
+    int rc = shm_consumer_open(r->seg, r->group, r->member, &r->consumer);
+    if (rc)
+        log_warn("group %s: rejoining as %s failed: %s", r->group, r->member, shm_last_error());
+    return 0;
+}
+
+bool ring_reader_holding(const ring_reader *r)
+{
+    return r->n_held > 0;
+}
+
+double ring_reader_utilization(const ring_reader *r)
+{
+    shm_group_stats gs[SHM_MAX_GROUPS];
+    int n = shm_group_stats_get(r->seg, gs, SHM_MAX_GROUPS);
+    for (int i = 0; i < n && i < SHM_MAX_GROUPS; i++)
+        if (strcmp(gs[i].name, r->group) == 0)
+            return gs[i].utilization;
+    return 0;
+}
+
+void ring_reader_heartbeat(ring_reader *r)
+{
+    if (r->consumer)
+        shm_consumer_heartbeat(r->consumer);
+}
