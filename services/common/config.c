@@ -322,7 +322,9 @@ static void read_mqtt(creader *r, yaml_node_t *node, config_mqtt *m)
         cr_str(r, node, "username", 200, &m->username);
         cr_str(r, node, "password_file", 400, &m->password_file);
         cr_u32(r, node, "keepalive_s", 5, 65535, &m->keepalive_s);
-        cr_u32(r, node, "batch_records", 1, 65535, &m->batch_records);
+        /* Up to 3 batches wait for PUBACKs at once, and MQTT message ids are
+         * 16-bit: 3 x 20000 stays below the 65535 ids a session has. */
+        cr_u32(r, node, "batch_records", 1, 20000, &m->batch_records);
         cr_u32(r, node, "batch_age_ms", 1, 3600u * 1000, &m->batch_age_ms);
         cr_u32(r, node, "ack_timeout_ms", 100, 3600u * 1000, &m->ack_timeout_ms);
         read_backoff(r, node, &m->backoff_min_ms, &m->backoff_max_ms);

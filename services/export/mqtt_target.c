@@ -29,6 +29,7 @@
 
 #include <errno.h>
 #include <mosquitto.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -40,6 +41,9 @@
 #define MQTT_CONNECT_TIMEOUT_MS 5000
 #define MID_COUNT 65536
 #define MQTT_WINDOW 3 /* batches in flight */
+#define MQTT_MAX_BATCH 20000 /* export.mqtt.batch_records at most (the loader checks) */
+_Static_assert(MQTT_WINDOW * MQTT_MAX_BATCH < MID_COUNT - 1,
+               "every message in flight has its own 16-bit message id");
 _Static_assert(MQTT_WINDOW <= EXPORT_MAX_WINDOW, "the engine holds the batches in flight");
 
 enum row_state { ROW_NEW = 0, ROW_SENT = 1, ROW_ACKED = 2 };
@@ -171,11 +175,11 @@ static int new_client(mqtt_target *t, char *reason, size_t len)
     }
     mosquitto_int_option(t->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
     /* 0: up to 65535 messages in flight; a whole batch goes out at once. */
-    mosquitto_int_option(t->mosq, MOSQ_OPT_SEND_MAXIMUM, getenv("SENDMAX") ? atoi(getenv("SENDMAX")) : 0);
+    mosquitto_int_option(t->mosq, MOSQ_OPT_SEND_MAXIMUM, 0);
     /* With batches in flight there is always unacknowledged data: Nagle's
      * algorithm would hold every new batch until the broker's (delayed)
      * TCP acknowledgement came. */
-    if (!getenv("NONODELAY")) mosquitto_int_option(t->mosq, MOSQ_OPT_TCP_NODELAY, 1);
+    mosquitto_int_option(t->mosq, MOSQ_OPT_TCP_NODELAY, 1);
     mosquitto_connect_callback_set(t->mosq, on_connect);
     mosquitto_disconnect_callback_set(t->mosq, on_disconnect);
     mosquitto_publish_callback_set(t->mosq, on_publish);
@@ -228,7 +232,7 @@ static int new_client(mqtt_target *t, char *reason, size_t len)
 static int service(mqtt_target *t, int timeout_ms)
 {
     int fd = mosquitto_socket(t->mosq);
-    if (fd >= 0 && !getenv("NOQUICK")) {
+    if (fd >= 0) {
         int one = 1;
         (void)setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
     }
@@ -238,7 +242,11 @@ static int service(mqtt_target *t, int timeout_ms)
 static void describe_error(mqtt_target *t, int rc, char *reason, size_t len, const char *what)
 {
     const char *text = rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc);
-    if (rc == MOSQ_ERR_TLS && t->last_log_error[0])
+    /* libmosquitto leaves getaddrinfo's code in errno for a failed lookup. */
+    if (rc == MOSQ_ERR_EAI)
+        snprintf(reason, len, "%s: cannot resolve host name %s: %s", what, t->host,
+                 gai_strerror(errno));
+    else if (rc == MOSQ_ERR_TLS && t->last_log_error[0])
         snprintf(reason, len, "%s: %s (%s)", what, text, t->last_log_error);
     else
         snprintf(reason, len, "%s: %s", what, text);
@@ -510,6 +518,12 @@ int mqtt_target_create(const config *cfg, const char *member, export_target *out
     if (!t || !(t->mid_row = malloc(MID_COUNT * sizeof *t->mid_row)) ||
         !(t->mid_slot = calloc(MID_COUNT, sizeof *t->mid_slot))) {
         snprintf(reason, len, "out of memory");
+        goto fail;
+    }
+    if (m->batch_records > MQTT_MAX_BATCH) {
+        snprintf(reason, len, "export.mqtt.batch_records %u is above %d", m->batch_records,
+                 MQTT_MAX_BATCH);
+        rc = EXPORT_EREJECT;
         goto fail;
     }
     snprintf(t->host, sizeof t->host, "%s", m->host);

@@ -25,6 +25,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -128,6 +129,27 @@ def wait_until(cond, timeout, what, interval=0.05):
     fail(f"timed out after {timeout} s waiting for {what}")
 
 
+class SilentServer:
+    """A loopback port that accepts connections and never says a word: a
+    database or broker host that is there but does not answer. Its
+    connections are held until the test ends."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(1024)
+        self.port = self.sock.getsockname()[1]
+        self.held = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                self.held.append(self.sock.accept()[0])
+            except OSError:
+                return
+
+
 def server_user():
     """The user servers run as: nobody when we are root, else ourselves."""
     if os.geteuid() == 0:
@@ -154,7 +176,7 @@ class Postgres:
 
     PASSWORD = "s3cret-export-pw"
 
-    def __init__(self, fsync=False):
+    def __init__(self, fsync=False, settings=()):
         bindir = pg_bindir()
         if not bindir or not shutil.which("psql"):
             skip("PostgreSQL server binaries or psql are not installed")
@@ -166,6 +188,7 @@ class Postgres:
         self.port = free_port()
         self.log = os.path.join(self.dir, "postgres.log")
         self.fsync = fsync
+        self.settings = list(settings)  # more "-c name=value" for the server
         pwfile = os.path.join(self.dir, "pw")
         with open(pwfile, "w") as f:
             f.write(self.PASSWORD + "\n")
@@ -196,6 +219,8 @@ class Postgres:
                 # is left in /dev/shm even when the server is killed
                 "-c", "dynamic_shared_memory_type=mmap",
                 "-c", "log_min_messages=warning"]
+        for setting in self.settings:
+            args += ["-c", setting]
         self.proc = spawn(args, self.log, user=self.user)
         wait_until(lambda: self._ready(), 30, "postgres to accept connections")
 
@@ -230,6 +255,39 @@ class Postgres:
 
     def tcp_conninfo(self, db):
         return f"host=127.0.0.1 port={self.port} dbname={db} user=shmbus"
+
+
+# ----------------------------------------------------------------------- TLS
+
+def test_pki():
+    """A throw-away PKI in a temporary directory owned by the server user:
+    ca.pem (the test CA), server.pem/server.key (CN and subjectAltName
+    127.0.0.1, signed by the CA; the key readable by its owner only) and
+    other.pem (a CA that signed nothing here). Skips without openssl."""
+    if not shutil.which("openssl"):
+        skip("openssl is not installed")
+    user = server_user()
+    pki = tmpdir(user)
+
+    def openssl(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=pki)
+
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+            "-subj", "/CN=shmbus test CA")
+    openssl("req", "-x509", *ec, "-keyout", "other.key", "-out", "other.pem", "-days", "2",
+            "-subj", "/CN=some other CA")
+    openssl("req", *ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1")
+    with open(os.path.join(pki, "ext"), "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1\n")
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "ext")
+    for name in os.listdir(pki):
+        path = os.path.join(pki, name)
+        if user:
+            os.chown(path, user.pw_uid, user.pw_gid)
+        os.chmod(path, 0o600 if name.endswith(".key") else 0o644)
+    return pki
 
 
 # ----------------------------------------------------------------- mosquitto

@@ -8,37 +8,14 @@ reason, retries, no batch taken) while the other goes on; a CA file that
 does not exist stops the process at start (exit 2).
 """
 import os
-import shutil
 import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from exportlib import (Group, Mosquitto, Subscriber, bin_path, check, log,  # noqa: E402
-                       server_user, skip, tmpdir, wait_until)
+                       test_pki, wait_until)
 
-if not shutil.which("openssl"):
-    skip("openssl is not installed")
-user = server_user()
-pki = tmpdir(user)
-
-
-def openssl(*args):
-    subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=pki)
-
-
-ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
-        "-subj", "/CN=shmbus test CA")
-openssl("req", "-x509", *ec, "-keyout", "other.key", "-out", "other.pem", "-days", "2",
-        "-subj", "/CN=some other CA")
-openssl("req", *ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1")
-with open(os.path.join(pki, "ext"), "w") as f:
-    f.write("subjectAltName=IP:127.0.0.1\n")
-openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-        "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "ext")
-for name in os.listdir(pki):
-    if user:
-        os.chown(os.path.join(pki, name), user.pw_uid, user.pw_gid)
+pki = test_pki()
 ca = os.path.join(pki, "ca.pem")
 broker = Mosquitto(listener_conf=(f"cafile {ca}", f"certfile {pki}/server.pem",
                                   f"keyfile {pki}/server.key"))

@@ -2,10 +2,12 @@
 naming the target, the member keeps retrying, and the rest of the group
 keeps exporting.
 
-One group export-pg, six members: two good ones (password file over TCP;
-PGPASSWORD from the environment) and four that cannot work — a port where
-nothing listens, a wrong password, sslmode=require against a server
-without TLS, and a database whose shmbus_values table has other columns.
+One group export-pg, eight members: two good ones (password file over TCP;
+PGPASSWORD from the environment) and six that cannot work — a port where
+nothing listens, a host name that does not resolve, a host that accepts
+the connection and never answers (connect_timeout), a wrong password,
+sslmode=require against a server without TLS, and a database whose
+shmbus_values table has other columns.
 Every record still arrives exactly once through the good members; each bad
 member logs one error line with the reason, counts retries, takes no batch,
 and the one with the incompatible table recovers on its own once the table
@@ -19,8 +21,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from exportlib import (Group, Postgres, bin_path, check, free_port, log,  # noqa: E402
-                       wait_until)
+from exportlib import (Group, Postgres, SilentServer, bin_path, check, free_port,  # noqa: E402
+                       log, wait_until)
 
 pg = Postgres()
 pg.createdb("plant")
@@ -52,6 +54,7 @@ def config(name, conninfo, password_file=None):
 
 
 closed_port = free_port()
+silent = SilentServer()
 members = {
     "pg-good": (config("good", pg.tcp_conninfo("plant"), good_pw), None),
     "pg-envpw": (config("envpw", pg.tcp_conninfo("plant")), {"PGPASSWORD": Postgres.PASSWORD}),
@@ -61,14 +64,20 @@ members = {
     "pg-notls": (config("notls", pg.tcp_conninfo("plant") + " sslmode=require", good_pw), None),
     "pg-incompat": (config("incompat", f"host={pg.sock} port={pg.port} dbname=legacy user=shmbus"),
                     None),
+    "pg-nodns": (config("nodns", "host=no-such-host.invalid dbname=plant user=shmbus", good_pw),
+                 None),
+    "pg-silent": (config("silent", f"host=127.0.0.1 port={silent.port} dbname=plant user=shmbus "
+                         "connect_timeout=2", good_pw), None),
 }
 for m, (cfg, env) in members.items():
     grp.start_exporter(cfg, "postgres", m, env)
 bad = {"pg-refused": "Connection refused",
        "pg-badpw": 'password authentication failed for user "shmbus"',
        "pg-notls": "server does not support SSL, but SSL was required",
-       "pg-incompat": "incompatible existing table: shmbus_values has no column source_id (integer)"}
-wait_until(lambda: all(grp.counter("retries_total", "postgres", m) >= 3 for m in bad), 30,
+       "pg-incompat": "incompatible existing table: shmbus_values has no column source_id (integer)",
+       "pg-nodns": 'could not translate host name "no-such-host.invalid" to address',
+       "pg-silent": "timeout expired"}
+wait_until(lambda: all(grp.counter("retries_total", "postgres", m) >= 3 for m in bad), 60,
            "every bad member to retry a few times")
 
 N = 10000
