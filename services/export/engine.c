@@ -505,6 +505,7 @@ static void launch(engine *e, int ring_batches)
     export_batch spare = f->batch;
     f->batch = e->taking;
     f->batch.id = ++e->next_id;
+    f->batch.may_repeat |= e->opts->always_dedupe;
     f->ring_batches = ring_batches;
     f->launched_ms = mono_ms();
     e->taking = spare;

@@ -255,6 +255,7 @@ typedef struct export_engine_options {
     uint64_t spool_max_bytes;
     const char *spool_dir;  /* <data_dir>/export */
     uint32_t commit_delay_ms; /* tests only: pause between confirmation and ring ack */
+    bool always_dedupe;       /* tests and bench only: treat every batch as a repeat */
 } export_engine_options;
 
 /* Runs until *stop becomes non-zero. Returns 0 on an orderly stop or a

@@ -12,6 +12,9 @@
 #include "bench_registry.h" /* declares every bench_<name>() */
 
 int64_t bench_now_ns(void);
+/* CPU seconds (user + system) a live process has used, from
+ * /proc/<pid>/stat; 0 when unknown. */
+double bench_proc_cpu_s(int pid);
 double bench_median(double *v, size_t n); /* sorts v */
 double bench_percentile(double *v, size_t n, double p); /* v must be sorted */
 int bench_has_flag(int argc, char **argv, const char *flag);

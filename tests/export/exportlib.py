@@ -150,6 +150,15 @@ class SilentServer:
                 return
 
 
+def secret(directory, name, text):
+    """A password file (mode 0600) holding text; returns its path."""
+    path = os.path.join(directory, name)
+    with open(path, "w") as f:
+        f.write(text + "\n")
+    os.chmod(path, 0o600)
+    return path
+
+
 def server_user():
     """The user servers run as: nobody when we are root, else ourselves."""
     if os.geteuid() == 0:
@@ -369,6 +378,13 @@ class Subscriber:
         self.args += list(extra_args)
         self.proc = spawn(self.args, self.path)
 
+    def wait_all(self, put_result, timeout, what="mosquitto_sub to receive every record"):
+        """Waits until every record of a put arrived (at least once)."""
+        want = set(range(put_result["first_seq"], put_result["last_seq"] + 1))
+        wait_until(lambda: want <= {p["seq"] for _, p in self.messages()}, timeout, what,
+                   interval=0.3)
+        return want
+
     def messages(self):
         out = []
         try:
@@ -463,6 +479,16 @@ class Group:
             f.write("export:\n" + export_yaml)
         return path
 
+    def mqtt_config(self, name, host, port, **settings):
+        """A configuration file with an export.mqtt section: client id gw,
+        prefix plant, batches of 200 or 100 ms, fast backoff, and then
+        `settings` (which may override any of these)."""
+        mqtt = {"host": host, "port": port, "client_id": "gw", "prefix": "plant",
+                "batch_records": 200, "batch_age_ms": 100, "backoff_min_ms": 100,
+                "backoff_max_ms": 500, **settings}
+        body = "  mqtt:\n" + "".join(f"    {k}: {v}\n" for k, v in mqtt.items())
+        return self.write_config(os.path.join(self.dir, f"{name}.yaml"), body)
+
     def start_exporter(self, config, target, member, env_extra=None):
         env = dict(os.environ)
         env.pop("PGPASSWORD", None)
@@ -496,6 +522,46 @@ class Group:
             if marker in text:
                 fail(f"{member}: sanitizer report in its log:\n{text[text.index(marker) - 200:][:3000]}")
         return p.returncode
+
+    def wait_retrying(self, target, members, retries, timeout):
+        """Waits until each member counted at least `retries` failed attempts."""
+        wait_until(lambda: all(self.counter("retries_total", target, m) >= retries
+                               for m in members), timeout, f"{', '.join(members)} to retry")
+
+    def put_drained(self, count, rate, group, timeout=60):
+        """Puts count records at rate and waits until group acknowledged them."""
+        res = self.put(count, rate=rate)
+        check(res["put"] == count, f"feeder put {count} records")
+        self.wait_drained(group, res, timeout)
+        return res
+
+    def error_lines(self, member, target):
+        """The lines of a member's log that report an outage of its target."""
+        return [l for l in self.exporter_log(member).splitlines()
+                if f" error: {target} target " in l]
+
+    def check_bad_member(self, member, target, reason, secrets=()):
+        """A member that cannot use its target: it keeps running, took no
+        batch, logged exactly one error line (naming the target) with
+        `reason` in it, and none of `secrets`."""
+        p, _ = self.exporters[member]
+        check(p.poll() is None, f"{member} keeps running")
+        check(self.counter("batches_total", target, member) == 0, f"{member} took no batch")
+        errors = self.error_lines(member, target)
+        check(len(errors) == 1 and reason in errors[0],
+              f"{member}: one error line naming the reason '{reason}' ({errors[:2]})")
+        log(f"  {errors[0].split(' error: ', 1)[1][:200]}")
+        text = self.exporter_log(member)
+        check(not any(s in text for s in secrets), f"{member}: no password in the log")
+
+    def start_fails(self, target, name, export_yaml, expect):
+        """A configuration that can never work: shmbus-export exits 2 at
+        start with `expect` in its error output."""
+        cfg = self.write_config(os.path.join(self.dir, f"{name}.yaml"), export_yaml)
+        r = subprocess.run([bin_path("shmbus-export"), "--config", cfg, "--target", target,
+                            "--name", name], capture_output=True, text=True, timeout=30)
+        check(r.returncode == 2 and expect in r.stderr,
+              f"{name}: exit 2 with '{expect}' (got {r.returncode}: {r.stderr.strip()[-200:]})")
 
     def wait_drained(self, group, put_result, timeout):
         """Waits until every record put is acknowledged in `group`."""

@@ -16,17 +16,14 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from exportlib import (Group, Postgres, bin_path, check, expected_row_sql, free_port,  # noqa: E402
-                       log, spawn, wait_until)
+                       log, secret, spawn, wait_until)
 
 pg = Postgres()
 pg.createdb("plant")
 grp = Group(policy="backpressure", slots=65536, tags=10)
 grp.create(groups=("export-pg",))
 
-pwfile = os.path.join(grp.dir, "pg.pass")
-with open(pwfile, "w") as f:
-    f.write(Postgres.PASSWORD + "\n")
-os.chmod(pwfile, 0o600)
+pwfile = secret(grp.dir, "pg.pass", Postgres.PASSWORD)
 cfg = grp.write_config(os.path.join(grp.dir, "plant.yaml"), f"""\
   postgres:
     conninfo: "{pg.tcp_conninfo('plant')}"
