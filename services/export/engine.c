@@ -632,7 +632,7 @@ int export_engine_run(shm_segment *seg, export_target *target,
     e->seg = seg;
     e->target = target;
     e->opts = opts;
-    e->window = target->ops->window;
+    e->window = target->window;
     if (e->window < 1 || e->window > EXPORT_MAX_WINDOW)
         e->window = 1;
     shm_segment_info info;

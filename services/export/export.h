@@ -199,7 +199,6 @@ void export_wipe(void *p, size_t n);
 typedef struct export_target_ops {
     const char *name;  /* "postgres", "mqtt": the target's label in logs and counters */
     const char *group; /* its consumer group */
-    int window;        /* batches in flight at once; 1: each is confirmed before the next */
     int (*connect)(void *t, char *reason, size_t len);
     /* Starts delivering b (b stays valid and unchanged until it is
      * collected or abandoned). Submitting a batch id the target still holds
@@ -235,6 +234,7 @@ typedef struct export_target_ops {
 typedef struct export_target {
     const export_target_ops *ops;
     void *impl;
+    int window; /* batches in flight at once (1..EXPORT_MAX_WINDOW) */
 } export_target;
 
 struct config;

@@ -496,7 +496,6 @@ static int mqtt_bind_catalog(void *impl, export_catalog *cat)
 static const export_target_ops mqtt_ops = {
     .name = "mqtt",
     .group = "export-mqtt",
-    .window = MQTT_WINDOW,
     .connect = mqtt_connect,
     .submit = mqtt_submit,
     .collect = mqtt_collect,
@@ -560,6 +559,7 @@ int mqtt_target_create(const config *cfg, const char *member, export_target *out
     forget_batches(t);
     out->ops = &mqtt_ops;
     out->impl = t;
+    out->window = MQTT_WINDOW;
     return 0;
 fail:
     if (t) {

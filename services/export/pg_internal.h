@@ -25,8 +25,9 @@ void pg_error_text(const PGconn *conn, const PGresult *res, char *out, size_t le
 /* ------------------------------------------------------------ lanes */
 
 /* One connection delivering one batch at a time without blocking
- * (pg_lane.c). The target keeps PG_WINDOW of them. */
-#define PG_WINDOW 2
+ * (pg_lane.c). The target keeps export.postgres.connections of them. */
+#define PG_MAX_LANES 4
+_Static_assert(PG_MAX_LANES <= EXPORT_MAX_WINDOW, "the engine holds one batch per lane");
 #define PG_LANE_TAGS 1024 /* tag rows upserted with one batch at most */
 
 typedef enum pg_lane_state {
