@@ -60,7 +60,7 @@ static int set_defaults(config *cfg)
                                       .batch_records = 500,
                                       .batch_age_ms = 500,
                                       .connect_timeout_s = 5,
-                                      .connections = 4,
+                                      .connections = 2,
                                       .backoff_min_ms = 200,
                                       .backoff_max_ms = 10000,
                                       .spool_max_bytes = 1ull << 30};

@@ -27,6 +27,7 @@ void pg_error_text(const PGconn *conn, const PGresult *res, char *out, size_t le
 /* One connection delivering one batch at a time without blocking
  * (pg_lane.c). The target keeps export.postgres.connections of them. */
 #define PG_MAX_LANES 4
+#define PG_DEFAULT_LANES 2 /* what the loader's default is */
 _Static_assert(PG_MAX_LANES <= EXPORT_MAX_WINDOW, "the engine holds one batch per lane");
 #define PG_LANE_TAGS 1024 /* tag rows upserted with one batch at most */
 

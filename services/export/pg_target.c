@@ -1,11 +1,11 @@
 /*
  * pg_target.c — the PostgreSQL target: libpq, export.postgres.connections
- * connections ("lanes", default 4) per process, each carrying one batch at
- * a time as one transaction (pg_lane.c), so that batches' rows travel while
- * other batches' COMMITs wait for the disk: with COMMIT costing a WAL flush
- * (0.3 ms on an idle disk here, 6-11 ms when other processes keep it busy,
- * more over a network), the commits in flight are what sets the pace of
- * batches of 500, and concurrent commits share one flush in PostgreSQL.
+ * connections ("lanes", default 2) per process, each carrying one batch at
+ * a time as one transaction (pg_lane.c), so that one batch's rows travel
+ * while another's COMMIT waits for the WAL flush (0.3 ms on an idle disk
+ * here, 4-11 ms when other processes keep it busy, more over a network);
+ * concurrent commits share one flush in PostgreSQL. On this machine 2 lanes
+ * did as well as 4 and better than 1 (services/export/README.md).
  * Batches are confirmed to the engine in the order they were submitted.
  *
  * At connect every lane connects, the first one creates or checks the
@@ -313,7 +313,7 @@ int pg_target_create(const config *cfg, const char *member, export_target *out, 
     snprintf(t->connect_timeout, sizeof t->connect_timeout, "%u", cfg->postgres.connect_timeout_s);
     t->n_lanes = (int)cfg->postgres.connections;
     if (t->n_lanes < 1 || t->n_lanes > PG_MAX_LANES)
-        t->n_lanes = PG_MAX_LANES;
+        t->n_lanes = PG_DEFAULT_LANES;
     if (cfg->postgres.source[0]) {
         snprintf(t->source, sizeof t->source, "%s", cfg->postgres.source);
     } else {

@@ -402,7 +402,7 @@ static void test_export_section(void **state)
     assert_int_equal(cfg->postgres.batch_records, 500);
     assert_int_equal(cfg->postgres.batch_age_ms, 500);
     assert_int_equal(cfg->postgres.connect_timeout_s, 5);
-    assert_int_equal(cfg->postgres.connections, 4);
+    assert_int_equal(cfg->postgres.connections, 2);
     assert_string_equal(cfg->postgres.source, "");
     assert_true(cfg->postgres.spool_max_bytes == 1ull << 30);
     assert_int_equal(cfg->mqtt.qos, 1);
@@ -423,7 +423,7 @@ static void test_export_section(void **state)
                   "    batch_records: 2000\n"
                   "    batch_age_ms: 250\n"
                   "    connect_timeout_s: 3\n"
-                  "    connections: 2\n"
+                  "    connections: 3\n"
                   "    backoff_min_ms: 50\n"
                   "    backoff_max_ms: 2000\n"
                   "    spool_max_bytes: 64MiB\n"
@@ -450,7 +450,7 @@ static void test_export_section(void **state)
     assert_int_equal(cfg->postgres.batch_records, 2000);
     assert_int_equal(cfg->postgres.batch_age_ms, 250);
     assert_int_equal(cfg->postgres.connect_timeout_s, 3);
-    assert_int_equal(cfg->postgres.connections, 2);
+    assert_int_equal(cfg->postgres.connections, 3);
     assert_int_equal(cfg->postgres.backoff_min_ms, 50);
     assert_int_equal(cfg->postgres.backoff_max_ms, 2000);
     assert_true(cfg->postgres.spool_max_bytes == 64ull << 20);
