@@ -22,15 +22,6 @@
  *
  * Per-message bookkeeping: message ids are 16-bit; mid_slot/mid_row map a
  * message id in flight to its batch and row, so a PUBACK is O(1) here.
- *
- * At most MQTT_MAX_IN_FLIGHT messages are handed to libmosquitto and not
- * yet acknowledged; the rest of the batches in flight is published as
- * PUBACKs make room, oldest batch first, in corked bursts. libmosquitto
- * 2.0 walks its whole list of messages in flight on every PUBACK (perf: 38 %
- * of the exporter's CPU time with 1500 in flight); its own send quota
- * (MOSQ_OPT_SEND_MAXIMUM) bounds that walk too, but then sends each queued
- * message as it is released, one TCP segment apiece, which cost more than
- * it saved.
  */
 #include "config.h"
 #include "log.h"
@@ -50,8 +41,6 @@
 #define MQTT_CONNECT_TIMEOUT_MS 5000
 #define MID_COUNT 65536
 #define MQTT_WINDOW 3 /* batches in flight */
-#define MQTT_MAX_IN_FLIGHT 512 /* messages published and not acknowledged (QoS > 0) */
-#define MQTT_BURST 128         /* publish more when at least this much room is free */
 #define MQTT_MAX_BATCH 20000 /* export.mqtt.batch_records at most (the loader checks) */
 _Static_assert(MQTT_WINDOW * MQTT_MAX_BATCH < MID_COUNT - 1,
                "every message in flight has its own 16-bit message id");
@@ -99,7 +88,6 @@ typedef struct mqtt_target {
     int head, n_slots;
     int32_t *mid_row;  /* message id -> row, -1 when not ours */
     uint8_t *mid_slot; /* message id -> index in slots[] */
-    size_t in_flight;  /* our messages libmosquitto holds without a PUBACK */
 } mqtt_target;
 
 static int64_t mono_ms(void)
@@ -135,8 +123,6 @@ static void on_publish(struct mosquitto *mosq, void *obj, int mid)
     mqtt_slot *sl = &t->slots[t->mid_slot[mid]];
     size_t row = (size_t)t->mid_row[mid];
     t->mid_row[mid] = -1;
-    if (t->in_flight > 0)
-        t->in_flight--;
     if (sl->b && row < sl->b->n && sl->state[row] == ROW_SENT) {
         sl->state[row] = ROW_ACKED;
         sl->unacked--;
@@ -161,7 +147,6 @@ static void forget_mids(mqtt_target *t)
 {
     for (int i = 0; i < MID_COUNT; i++)
         t->mid_row[i] = -1;
-    t->in_flight = 0;
 }
 
 static void forget_batches(mqtt_target *t)
@@ -341,13 +326,13 @@ static void mqtt_abandon(void *impl)
 
 /* ----------------------------------------------------------------- send */
 
-/* Publishes rows of a batch not sent yet, while there is room in flight. */
+/* Publishes the rows of a batch not sent yet. */
 static int publish_new(mqtt_target *t, int slot_index, char *reason, size_t len)
 {
     mqtt_slot *sl = &t->slots[slot_index];
     const export_batch *b = sl->b;
     char topic[MQTT_TOPIC_MAX], payload[MQTT_PAYLOAD_MAX];
-    for (size_t i = 0; i < b->n && sl->unsent > 0 && t->in_flight < MQTT_MAX_IN_FLIGHT; i++) {
+    for (size_t i = 0; i < b->n && sl->unsent > 0; i++) {
         if (sl->state[i] != ROW_NEW)
             continue;
         const export_row *r = &b->rows[i];
@@ -377,28 +362,10 @@ static int publish_new(mqtt_target *t, int slot_index, char *reason, size_t len)
             continue;
         }
         sl->state[i] = ROW_SENT;
-        t->in_flight++;
         t->mid_row[mid & 0xffff] = (int32_t)i;
         t->mid_slot[mid & 0xffff] = (uint8_t)slot_index;
     }
     return 0;
-}
-
-/* Publishes what the batches in flight have not sent yet, oldest first,
- * as far as MQTT_MAX_IN_FLIGHT allows. Corked, the small PUBLISH packets
- * leave in a few full segments instead of one each: less work for both
- * ends. */
-static int publish_more(mqtt_target *t, char *reason, size_t len)
-{
-    int fd = mosquitto_socket(t->mosq), on = 1, off = 0, rc = 0;
-    if (fd >= 0)
-        (void)setsockopt(fd, IPPROTO_TCP, TCP_CORK, &on, sizeof on);
-    for (int k = 0; k < t->n_slots && rc == 0 && t->in_flight < MQTT_MAX_IN_FLIGHT; k++)
-        if (slot_at(t, k)->unsent > 0)
-            rc = publish_new(t, (t->head + k) % MQTT_WINDOW, reason, len);
-    if (fd >= 0)
-        (void)setsockopt(fd, IPPROTO_TCP, TCP_CORK, &off, sizeof off);
-    return rc;
 }
 
 static int mqtt_submit(void *impl, const export_batch *b, char *reason, size_t len)
@@ -433,7 +400,15 @@ static int mqtt_submit(void *impl, const export_batch *b, char *reason, size_t l
         snprintf(reason, len, "not connected");
         return EXPORT_EDOWN;
     }
-    return publish_more(t, reason, len);
+    /* Corked, the batch's small PUBLISH packets leave in a few full
+     * segments instead of one each: less work for both ends. */
+    int fd = mosquitto_socket(t->mosq), on = 1, off = 0;
+    if (fd >= 0)
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_CORK, &on, sizeof on);
+    int rc = publish_new(t, index, reason, len);
+    if (fd >= 0)
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_CORK, &off, sizeof off);
+    return rc;
 }
 
 /* Confirmed: no row waits for a PUBACK and nothing waits to be written
@@ -459,9 +434,6 @@ static int mqtt_collect(void *impl, int timeout_ms, uint64_t *duplicates, int ma
             describe_error(t, rc, reason, len, "connection lost while waiting for PUBACKs");
             return EXPORT_EDOWN;
         }
-        /* PUBACKs made room: the next burst of what waits. */
-        if (t->in_flight + MQTT_BURST <= MQTT_MAX_IN_FLIGHT && publish_more(t, reason, len) != 0)
-            return EXPORT_EDOWN;
         int done = 0;
         while (done < max && oldest_confirmed(t, done))
             done++;

@@ -29,7 +29,7 @@ sub = Subscriber(broker, "plant/#", grp.dir, username="sub", password="sub-pw")
 
 def config(name, pwfile):
     return grp.mqtt_config(name, "127.0.0.1", broker.port, username="gw", password_file=pwfile,
-                           backoff_max_ms=800, ack_timeout_ms=5000, batch_records=1000)
+                           backoff_max_ms=800, ack_timeout_ms=5000)
 
 
 good = config("good", secret(grp.dir, "good.pass", PW))

@@ -38,7 +38,7 @@ cfg = grp.write_config(os.path.join(grp.dir, "plant.yaml"), f"""\
     prefix: plant/gw
     qos: 1
     retain: true
-    batch_records: 1000
+    batch_records: 200
     batch_age_ms: 100
 """)
 for m in ("mqtt-1", "mqtt-2"):
