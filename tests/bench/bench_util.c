@@ -21,14 +21,13 @@ int64_t bench_now_ns(void)
 
 double bench_proc_cpu_s(int pid)
 {
-    char path[64], buf[1024];
+    char path[64], buf[1024] = "";
     snprintf(path, sizeof path, "/proc/%d/stat", pid);
     FILE *f = fopen(path, "r");
-    if (!f)
-        return 0;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
+    if (f && !fgets(buf, sizeof buf, f)) /* one line */
+        buf[0] = '\0';
+    if (f)
+        fclose(f);
     const char *p = strrchr(buf, ')'); /* the command name may hold spaces */
     unsigned long long ut = 0, st = 0;
     if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
