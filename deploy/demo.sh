@@ -110,12 +110,12 @@ wait_running() { # every program RUNNING (supervisord's startsecs passed)
   return 1
 }
 
-wait_flowing() { # records put, and acknowledged by the writers (durable)
+wait_flowing() { # records put, and some made durable by the writer
   local i js
   for i in $(seq 100); do
     js=$("$BIN/shmstat" --name "$SEGMENT" --json 2>/dev/null || true)
     if [ -n "$js" ] && jq -e '.ring.records_put > 0 and
-         ([.groups[] | select(.name == "writer") | .consumed - .lag] | max // 0) > 0' \
+         ([.counters[] | select(.name | startswith("writer_points_total")) | .value] | add // 0) > 0' \
          >/dev/null <<<"$js"; then
       return 0
     fi
