@@ -50,6 +50,15 @@ jq -e '.level == "none" and .thresholds == {"low":0.6,"moderate":0.8,"high":0.95
   <<<"$p" >/dev/null || fail "pressure: $p"
 jq -e '.sources.device != null and .sources.member == null and ([.devices[].device] | sort == ["0","1","2","3"])' \
   <<<"$p" >/dev/null || fail "pressure sources: $p"
+# The system source reads the real /proc/pressure/memory where the kernel has
+# PSI (t_ctl_sources drives it with a file of its own).
+if [ -r /proc/pressure/memory ]; then
+  want=$(sed -n 's/^some avg10=\([0-9.]*\) .*/\1/p' /proc/pressure/memory)
+  jq -e --argjson w "$want" '.sources.system | type == "number" and . >= 0 and . <= 1 and ((. - $w / 100) | fabs) < 0.1' \
+    <<<"$p" >/dev/null || fail "system source ($want % in /proc/pressure/memory): $p"
+else
+  jq -e '.sources.system == null' <<<"$p" >/dev/null || fail "system source without PSI: $p"
+fi
 
 # --- /metrics: content type, names, promtool
 ctype=$(curl -sS -o /dev/null -w '%{content_type}' "$URL/metrics")
