@@ -17,7 +17,8 @@
 #    and its request counter (read from the controller's /metrics) stands
 #    still; after recovery both groups at their full rate again;
 #  - the controller published exactly the documented actions (an nngcat
-#    subscriber) and logged every transition.
+#    subscriber) and logged every transition;
+#  - a set_interval request to the controller reaches the poller.
 # No assertion is about speed: counts are compared with each other inside
 # one window, and each window starts 250 ms after the poller logged the
 # level, so a poll decided just before the change is not counted in it.
@@ -102,6 +103,13 @@ t_end=$(now_ns)
 r3=$(requests_total)
 [ "$r3" -gt "$r2" ] || fail "the poller sends no requests after recovery ($r2 -> $r3)"
 
+# A poll group's interval set through the controller's control plane
+# reaches the poller too.
+r=$(req '{"cmd":"set_interval","device":"plc1","group":"lowg","interval_ms":1000}')
+[ "$(jq -r .ok <<<"$r")" = true ] || fail "set_interval: $r"
+interval_applied() { grep -q 'control: device plc1 group lowg: interval 1000 ms' "$T/poller.log"; }
+check "the poller applied the interval" wait_for 5 interval_applied
+
 kill -TERM "$poller"
 wait "$poller" || fail "the poller exited with $? on SIGTERM"
 kill -TERM "$probe"
@@ -161,7 +169,7 @@ at_least "$HI" 5 && ge_half "$LO" "$HI" || fail "after recovery both groups run 
 
 # --- what the controller published and logged
 got=$(tail -n +"$((marker + 1))" "$T/events.q" | jq -r . | jq -r '.cmd + (if .level then ":" + .level else "" end)' | tr '\n' ' ')
-want="pressure:low pressure:moderate pressure:high pressure:critical pause resume pressure:high pressure:moderate pressure:low pressure:none "
+want="pressure:low pressure:moderate pressure:high pressure:critical pause resume pressure:high pressure:moderate pressure:low pressure:none set_interval "
 [ "$got" = "$want" ] || fail "published actions: got '$got', want '$want'"
 for t in 'none -> low' 'low -> moderate' 'moderate -> high' 'high -> critical' \
   'critical -> high' 'high -> moderate' 'moderate -> low' 'low -> none'; do
