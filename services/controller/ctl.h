@@ -190,9 +190,9 @@ typedef struct controller {
     char events_url[PATH_MAX + 16];
     char control_url[PATH_MAX + 16];
     char http_addr[CTL_ADDR_MAX];
-    char psi_path[PATH_MAX]; /* the system source: PROCMEM_PSI_DEFAULT or $SHMBUS_MEMORY_PRESSURE_FILE */
-    int64_t started_ms;     /* monotonic */
-    int64_t started_wall_s; /* epoch */
+    char psi_path[PATH_MAX]; /* PSI file of the system source (main.c) */
+    int64_t started_ms;      /* monotonic */
+    int64_t started_wall_s;  /* epoch */
     ctl_counters counters;
     events *ev;
     nng_socket rep;

@@ -36,7 +36,9 @@ static void usage(FILE *f)
             "and serves /metrics, /healthz and /api/... on controller.http.\n"
             "  --reset   replace the segment with a fresh one (refused while members live)\n"
             "  --force   with --reset: replace it even with live members\n"
-            "Signals: SIGHUP reloads FILE; SIGTERM/SIGINT stop.\n");
+            "Signals: SIGHUP reloads FILE; SIGTERM/SIGINT stop.\n"
+            "Environment: SHMBUS_MEMORY_PRESSURE_FILE names the PSI file of the system\n"
+            "pressure source (default /proc/pressure/memory; a cgroup's memory.pressure).\n");
 }
 
 /* SIGTERM, SIGINT and SIGHUP are blocked in every thread (the mask is set

@@ -1,8 +1,9 @@
 /*
  * procmem.h — memory figures from /proc: a process's resident memory
  * (/proc/<pid>/statm) and the system's memory pressure (/proc/pressure/memory
- * or a cgroup's memory.pressure, Linux PSI). The parse functions take text so tests can feed them anything;
- * the read functions open the files. Nothing here keeps state.
+ * or a cgroup's memory.pressure, Linux PSI). The parse functions take text so
+ * tests can feed them anything; the read functions open the files. Nothing
+ * here keeps state.
  */
 #ifndef SHMBUS_CTL_PROCMEM_H
 #define SHMBUS_CTL_PROCMEM_H

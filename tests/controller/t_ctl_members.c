@@ -47,37 +47,46 @@ static void put_records(shm_segment *seg, int n)
     shm_producer_close(&p);
 }
 
-struct victim_share {
+/* What a child holds when it is killed (a batch, a claim), in memory shared
+ * with the test. */
+struct held_share {
     volatile uint64_t first_seq;
     volatile uint32_t count;
     volatile int ready;
 };
 
-struct victim_arg {
+struct child_arg {
     const char *segment;
-    struct victim_share *share;
+    struct held_share *share;
 };
+
+/* Child's last step: tells the test what it holds, then holds it until
+ * SIGKILL. */
+static _Noreturn void hold_until_killed(struct child_arg *a, uint64_t first_seq, uint32_t count)
+{
+    a->share->first_seq = first_seq;
+    a->share->count = count;
+    __atomic_store_n(&a->share->ready, 1, __ATOMIC_RELEASE);
+    for (;;)
+        pause();
+}
 
 /* Child: takes one batch of the writer group and hangs on to it. */
 static int victim(void *arg)
 {
-    struct victim_arg *a = arg;
+    struct child_arg *a = arg;
     shm_segment *seg;
     shm_consumer *c;
     shm_batch b;
     if (shm_segment_open(a->segment, NULL, SHM_OPEN_ATTACH, &seg) != 0 ||
         shm_consumer_open(seg, "writer", "victim", &c) != 0 || shm_consume(c, 10, 5000, &b) <= 0)
         return 1;
-    a->share->first_seq = b.first_seq;
-    a->share->count = b.count;
-    __atomic_store_n(&a->share->ready, 1, __ATOMIC_RELEASE);
-    for (;;)
-        pause(); /* holds the batch until SIGKILL */
+    hold_until_killed(a, b.first_seq, b.count);
 }
 
 static int share_ready(void *arg)
 {
-    return __atomic_load_n(&((struct victim_share *)arg)->ready, __ATOMIC_ACQUIRE);
+    return __atomic_load_n(&((struct held_share *)arg)->ready, __ATOMIC_ACQUIRE);
 }
 
 static int victim_joined(void *arg)
@@ -94,8 +103,8 @@ static void test_killed_consumer_batch_is_redelivered(void **state)
     assert_int_equal(shm_segment_open(h.segment, NULL, SHM_OPEN_ATTACH, &seg), 0);
     put_records(seg, 100);
 
-    struct victim_share *share = shmtest_shared_alloc(sizeof *share);
-    struct victim_arg va = {.segment = h.segment, .share = share};
+    struct held_share *share = shmtest_shared_alloc(sizeof *share);
+    struct child_arg va = {.segment = h.segment, .share = share};
     pid_t v = shmtest_fork(victim, &va);
     assert_true(shmtest_wait_until(share_ready, share, 5000));
     assert_int_equal(share->count, 10);
@@ -154,21 +163,10 @@ static void test_killed_consumer_batch_is_redelivered(void **state)
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 }
 
-struct stuck_share {
-    volatile uint64_t first_seq;
-    volatile uint32_t count;
-    volatile int ready;
-};
-
-struct stuck_arg {
-    const char *segment;
-    struct stuck_share *share;
-};
-
 /* Child: claims 5 slots, writes them, never commits. */
 static int stuck_producer(void *arg)
 {
-    struct stuck_arg *a = arg;
+    struct child_arg *a = arg;
     shm_segment *seg;
     shm_producer *p;
     shm_slots sl;
@@ -181,16 +179,7 @@ static int stuck_producer(void *arg)
         if (len <= 0 || shm_slots_set_len(&sl, i, (uint32_t)len) != 0)
             return 1;
     }
-    a->share->first_seq = sl.first_seq;
-    a->share->count = sl.count;
-    __atomic_store_n(&a->share->ready, 1, __ATOMIC_RELEASE);
-    for (;;)
-        pause(); /* the claim stays open until SIGKILL */
-}
-
-static int stuck_ready(void *arg)
-{
-    return __atomic_load_n(&((struct stuck_share *)arg)->ready, __ATOMIC_ACQUIRE);
+    hold_until_killed(a, sl.first_seq, sl.count); /* the claim stays open */
 }
 
 static int stuck_joined(void *arg)
@@ -198,18 +187,17 @@ static int stuck_joined(void *arg)
     return ctlh_log_has(arg, "'stuck-producer' (producer");
 }
 
+struct zombie_arg {
+    pid_t pid;
+    uint64_t start_time;
+};
+
+/* The pid still exists (signals reach it) but libshm no longer counts the
+ * process alive: killed and not reaped. */
 static int is_zombie(void *arg)
 {
-    char path[64], buf[256];
-    snprintf(path, sizeof path, "/proc/%d/stat", *(pid_t *)arg);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return 0;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    const char *paren = strrchr(buf, ')');
-    return paren && paren[1] == ' ' && paren[2] == 'Z';
+    struct zombie_arg *z = arg;
+    return kill(z->pid, 0) == 0 && !shm_process_alive(z->pid, z->start_time);
 }
 
 static int padded_by_controller(void *arg)
@@ -244,10 +232,12 @@ static void test_killed_producer_claim_is_padded(void **state)
     assert_int_equal(shm_consumer_open(seg, "writer", "t-reader", &c), 0);
     put_records(seg, 10);
 
-    struct stuck_share *share = shmtest_shared_alloc(sizeof *share);
-    struct stuck_arg sa = {.segment = h.segment, .share = share};
+    struct held_share *share = shmtest_shared_alloc(sizeof *share);
+    struct child_arg sa = {.segment = h.segment, .share = share};
     pid_t v = shmtest_fork(stuck_producer, &sa);
-    assert_true(shmtest_wait_until(stuck_ready, share, 5000));
+    assert_true(shmtest_wait_until(share_ready, share, 5000));
+    struct zombie_arg z = {.pid = v, .start_time = shm_process_start_time(v)};
+    assert_true(z.start_time != 0 && shm_process_alive(v, z.start_time));
     assert_true(shmtest_wait_until(stuck_joined, &h, 5000));
     put_records(seg, 20); /* committed behind the open claim */
 
@@ -256,14 +246,14 @@ static void test_killed_producer_claim_is_padded(void **state)
     assert_int_equal(drain_now(c, &pads), 0);
 
     kill(v, SIGKILL); /* not reaped: a zombie keeps the pid */
-    assert_true(shmtest_wait_until(is_zombie, &v, 5000));
+    assert_true(shmtest_wait_until(is_zombie, &z, 5000));
     /* Nobody else touches the ring now (a consumer that meets the stuck
      * slot may reclaim by itself): the padding is the controller's doing,
      * and the issue's bound is 1 s. */
     int64_t killed_at = shmtest_now_ms();
     assert_true(shmtest_wait_until(padded_by_controller, &h, 1000));
     assert_true(shmtest_now_ms() - killed_at < 1000);
-    assert_true(is_zombie(&v)); /* it did not wait for the reap */
+    assert_true(is_zombie(&z)); /* it did not wait for the reap */
     assert_true(ctlh_log_has(&h, "'stuck-producer' (producer, pid"));
     assert_true(ctlh_log_has(&h, ") died; what it held goes back to its group"));
     assert_int_equal(drain_now(c, &pads), 20);
@@ -391,7 +381,8 @@ static void test_operator_pause_survives_restart(void **state)
     /* Still paused after the restart: the reason was kept in the segment. */
     usleep(300 * 1000);
     assert_true(paused_is(&pa));
-    assert_true(ctlh_log_has_from(&h, again, "segment state adopted: pressure none, producers paused (by the operator)"));
+    assert_true(ctlh_log_has_from(
+        &h, again, "segment state adopted: pressure none, producers paused (by the operator)"));
 
     st = nngcat_request(&h, "{\"cmd\":\"resume\"}");
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);

@@ -50,29 +50,18 @@ start_controller
 start_subscriber # before the poller: the subscriber's reload requests must not reach it
 marker=$(wc -l <"$T/events.q")
 
-level() { get /api/pressure | jq -r .level; }
-level_is() { [ "$(level)" = "$1" ]; }
 port_open() { "$PY" -c "import socket,sys; socket.create_connection(('127.0.0.1', $SIM_PORT), 0.2)"; }
-groups_served() { [ "$(req '{"cmd":"status"}' | jq '[.groups[] | select(.members > 0)] | length')" = 2 ]; }
-records_seen() { [ "$(grep -c '"seq"' "$T/probe.jsonl")" -gt "$1" ]; }
-poller_logged() { grep -q "control: pressure $1 -> $2 " "$T/poller.log"; }
+records_seen() { [ "$(grep -c '"seq"' "$T/probe.out")" -gt "$1" ]; }
+poller_logged() { grep -q "control: pressure $1 -> $2 " "$T/poller.err"; }
 requests_total() { get /metrics | sed -n 's/^shmbus_poller_requests_total{device="plc1"} //p'; }
 
-"$BIN/shmbus-sim" --config "$T/c.yaml" >"$T/sim.log" 2>&1 &
-PIDS+=("$!")
+spawn sim sim "$BIN/shmbus-sim" --config "$T/c.yaml"
 check "shmbus-sim listens" wait_for 10 port_open
-"$BUILD/tests/ctl_testpeer" drain "$SEG" 240 writer stats >"$T/consumer.out" 2>&1 &
-consumer=$!
-PIDS+=("$consumer")
+spawn consumer consumer "$BUILD/tests/ctl_testpeer" drain "$SEG" 240 writer stats
 check "the slow consumer joined both groups" wait_for 10 groups_served
-"$BIN/ring_probe" --segment "$SEG" --seconds 170 --ready "$T/probe.ready" --catalog \
-  >"$T/probe.jsonl" 2>"$T/probe.err" &
-probe=$!
-PIDS+=("$probe")
+spawn probe probe "$BIN/ring_probe" --segment "$SEG" --seconds 170 --ready "$T/probe.ready" --catalog
 check "ring_probe ready" wait_for 10 test -e "$T/probe.ready"
-"$BIN/shmbus-poller" --config "$T/c.yaml" >"$T/poller.log" 2>&1 &
-poller=$!
-PIDS+=("$poller")
+spawn poller poller "$BIN/shmbus-poller" --config "$T/c.yaml"
 check "the poller publishes" wait_for 15 records_seen 100
 check "pressure none while the consumer keeps up" wait_for 10 level_is none
 
@@ -85,7 +74,7 @@ kill -STOP "$consumer"
 t_stop=$(now_ns)
 check "pressure reaches critical" wait_for 60 level_is critical
 check "the poller applied critical" wait_for 5 poller_logged high critical
-grep -q 'control: polling paused' "$T/poller.log" || fail "the poller did not log the pause"
+grep -q 'control: polling paused' "$T/poller.err" || fail "the poller did not log the pause"
 [ "$(get /api/pressure | jq -r .paused_by_pressure)" = true ] || fail "not paused by pressure"
 sleep 0.3
 r1=$(requests_total)
@@ -97,7 +86,7 @@ r2=$(requests_total)
 kill -CONT "$consumer"
 check "pressure recovers to none" wait_for 60 level_is none
 check "the poller applied none" wait_for 5 poller_logged low none
-grep -q 'control: polling resumed' "$T/poller.log" || fail "the poller did not log the resume"
+grep -q 'control: polling resumed' "$T/poller.err" || fail "the poller did not log the resume"
 sleep 2
 t_end=$(now_ns)
 r3=$(requests_total)
@@ -107,7 +96,7 @@ r3=$(requests_total)
 # reaches the poller too.
 r=$(req '{"cmd":"set_interval","device":"plc1","group":"lowg","interval_ms":1000}')
 [ "$(jq -r .ok <<<"$r")" = true ] || fail "set_interval: $r"
-interval_applied() { grep -q 'control: device plc1 group lowg: interval 1000 ms' "$T/poller.log"; }
+interval_applied() { grep -q 'control: device plc1 group lowg: interval 1000 ms' "$T/poller.err"; }
 check "the poller applied the interval" wait_for 5 interval_applied
 
 kill -TERM "$poller"
@@ -118,12 +107,12 @@ kill -TERM "$consumer"
 wait "$consumer" || fail "the slow consumer failed"
 
 # --- what the poller applied, in order
-applied=$(sed -n 's/.*control: pressure \([a-z]*\) -> \([a-z]*\) .*/\1>\2/p' "$T/poller.log" | tr '\n' ' ')
+applied=$(sed -n 's/.*control: pressure \([a-z]*\) -> \([a-z]*\) .*/\1>\2/p' "$T/poller.err" | tr '\n' ' ')
 want="none>low low>moderate moderate>high high>critical critical>high high>moderate moderate>low low>none "
 [ "$applied" = "$want" ] || fail "the poller applied '$applied', want '$want'"
 at() { # FROM TO: when the poller logged that change, ns since the epoch
   local stamp
-  stamp=$(grep -m1 "control: pressure $1 -> $2 " "$T/poller.log" | cut -d' ' -f1)
+  stamp=$(grep -m1 "control: pressure $1 -> $2 " "$T/poller.err" | cut -d' ' -f1)
   date -d "$stamp" +%s%N
 }
 t_mod=$(at low moderate) t_high=$(at moderate high) t_crit=$(at high critical)
@@ -139,7 +128,7 @@ counts() {
     | map(select(has("seq") and .ts >= $a and .ts < $b))
     | [(map(select($prio[.tag | tostring] == 0)) | length) / 4,
        (map(select($prio[.tag | tostring] == 5)) | length) / 12]
-    | "\(.[0]) \(.[1])"' "$T/probe.jsonl"
+    | "\(.[0]) \(.[1])"' "$T/probe.out"
 }
 report=""
 window() { # NAME FROM TO: sets HI and LO for the window

@@ -26,20 +26,14 @@ start_controller
 unset SHMBUS_MEMORY_PRESSURE_FILE
 
 pressure() { get /api/pressure; }
-level_is() { [ "$(pressure | jq -r .level)" = "$1" ]; }
-groups_served() { [ "$(req '{"cmd":"status"}' | jq '[.groups[] | select(.members > 0)] | length')" = 2 ]; }
 
 p=$(pressure)
 jq -e '.sources.system == 0 and .level == "none"' <<<"$p" >/dev/null || fail "system source at 0: $p"
 
 # --- per-device quota
-"$BUILD/tests/ctl_testpeer" drain "$SEG" 100000 writer stats >"$T/consumer.out" 2>&1 &
-consumer=$!
-PIDS+=("$consumer")
+spawn consumer consumer "$BUILD/tests/ctl_testpeer" drain "$SEG" 100000 writer stats
 check "consumer joined both groups" wait_for 10 groups_served
-"$BIN/shmbus-load" --name "$SEG" --rate 2000 --tags 100 --seconds 60 >"$T/producer.out" 2>"$T/producer.err" &
-producer=$!
-PIDS+=("$producer")
+spawn producer producer "$BIN/shmbus-load" --name "$SEG" --rate 2000 --tags 100 --seconds 60
 four_devices() { pressure | jq -e '.devices | length == 4' >/dev/null; }
 check "four devices sampled" wait_for 10 four_devices
 kill -STOP "$consumer"
