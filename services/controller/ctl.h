@@ -161,6 +161,8 @@ typedef struct monitor {
     mon_rate_sample rates[CTL_RATE_SAMPLES];
     uint32_t rate_head, rate_count;
     uint64_t last_reclaimed;  /* libshm's members_reclaimed after our last reclaim */
+    int psi_rc;               /* last result of reading psi_path (logged when it changes) */
+    bool psi_checked;         /* psi_rc is set */
     shm_record *peek_records; /* device sampling */
     uint8_t *peek_buf;
     size_t peek_cap;
@@ -188,8 +190,9 @@ typedef struct controller {
     char events_url[PATH_MAX + 16];
     char control_url[PATH_MAX + 16];
     char http_addr[CTL_ADDR_MAX];
-    int64_t started_ms;     /* monotonic */
-    int64_t started_wall_s; /* epoch */
+    char psi_path[PATH_MAX]; /* PSI file of the system source (main.c) */
+    int64_t started_ms;      /* monotonic */
+    int64_t started_wall_s;  /* epoch */
     ctl_counters counters;
     events *ev;
     nng_socket rep;

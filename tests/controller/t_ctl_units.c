@@ -161,6 +161,23 @@ static void test_statm_and_psi(void **state)
     assert_int_equal(procmem_parse_psi("some avg10=abc\n", &v), -EINVAL);
     assert_int_equal(procmem_parse_psi("some avg10=250.0\n", &v), -EINVAL);
     assert_int_equal(procmem_parse_psi("", &v), -EINVAL);
+
+    /* The file itself: missing, unparsable, good. */
+    char dir[512], path[600];
+    shmtest_tmpdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/memory.pressure", dir);
+    assert_int_equal(procmem_read_psi(path, &v), -ENOENT);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("some avg10=not-a-number\n", f);
+    fclose(f);
+    assert_int_equal(procmem_read_psi(path, &v), -EINVAL);
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("some avg10=42.00 avg60=0.00 avg300=0.00 total=7\n", f);
+    fclose(f);
+    assert_int_equal(procmem_read_psi(path, &v), 0);
+    assert_true(fabs(v - 0.42) < 1e-9);
 }
 
 static void expect_name(const char *in, bool counter, int rc, const char *family,
@@ -261,6 +278,7 @@ static int setup_controller(void **state)
     assert_int_equal(events_open(&ctl->ev, url), 0);
     ctl->paused_applied = 0;
     ctl->started_ms = ctl_now_ms();
+    snprintf(ctl->psi_path, sizeof ctl->psi_path, "%s", PROCMEM_PSI_DEFAULT);
     monitor_init(ctl);
     monitor_tick(ctl);
     return 0;
