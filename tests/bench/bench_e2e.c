@@ -12,8 +12,10 @@
  * settles, then is measured over a window. A level passes when, over its
  * window, nothing was lost anywhere: no poller request failed (timeouts,
  * exceptions, bad frames), no record was dropped by the poller (a full ring
- * for 20 ms), no group lost a record, and both consumer groups consumed at
- * least 98 % of what was put (they keep up instead of filling the ring).
+ * for 20 ms), no group lost a record, every sampled record became durable
+ * within 5 s, and both consumer groups keep up: their lag grew by less than
+ * a quarter of the ring over the window (a disk stall the ring absorbs is
+ * allowed; consumers slower for good are not).
  *
  * Poll-to-durable latency is sampled from outside the services, every
  * millisecond: the newest record on the ring is peeked (its timestamp is the
@@ -510,7 +512,11 @@ static int run_level(e2e *x, int interval_ms, double baseline_tags, level_result
     uint64_t lost = (b.writer.lost - a.writer.lost) + (b.stats.lost - a.stats.lost);
     uint64_t w_cons = b.writer.consumed - a.writer.consumed;
     uint64_t s_cons = b.stats.consumed - a.stats.consumed;
-    int keeps_up = (double)w_cons >= 0.98 * (double)put && (double)s_cons >= 0.98 * (double)put;
+    /* A disk stall may leave the consumers behind for a moment (the ring is
+     * there to absorb it); consumers that are slower for good let the lag
+     * grow by a quarter of the ring within one window. */
+    int keeps_up = b.writer.lag < a.writer.lag + SLOT_COUNT / 4 &&
+                   b.stats.lag < a.stats.lag + SLOT_COUNT / 4;
     res->tags_per_s = (double)put / secs;
     res->samples = s.n;
     res->unresolved = s.unresolved;
@@ -552,7 +558,10 @@ static int run_level(e2e *x, int interval_ms, double baseline_tags, level_result
     bench_json_int(&j, "lost", (int64_t)lost);
     bench_json_int(&j, "full_rejections", (int64_t)(b.ring.full_rejections - a.ring.full_rejections));
     bench_json_int(&j, "overruns", (int64_t)(b.overruns - a.overruns));
+    int64_t wg = (int64_t)b.writer.lag - (int64_t)a.writer.lag;
+    int64_t sg = (int64_t)b.stats.lag - (int64_t)a.stats.lag;
     bench_json_int(&j, "lag_end", (int64_t)(b.writer.lag > b.stats.lag ? b.writer.lag : b.stats.lag));
+    bench_json_int(&j, "lag_growth", wg > sg ? wg : sg);
     bench_json_int(&j, "max_pressure_level", max_level);
     usage_fields(&j, res);
     bench_json_num(&j, "ring_mb", (double)SLOT_COUNT * 128 / 1048576.0);
