@@ -49,12 +49,12 @@ stray_pids() {
 }
 
 stop_all() {
-  local pid i
+  local pid
   if pid=$(supervisord_pid); then
     echo "stopping the group, the simulator and supervisord (pid $pid)"
     "${CTL[@]}" shutdown >/dev/null 2>&1 || kill -TERM "$pid" 2>/dev/null || true
     # supervisord gives each process its stopwaitsecs (at most 15 s) in turn.
-    for i in $(seq 600); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    for _ in $(seq 600); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     if kill -0 "$pid" 2>/dev/null; then
       echo "supervisord did not stop within 60 s; killing it" >&2
       kill -KILL "$pid" 2>/dev/null || true
@@ -64,7 +64,7 @@ stop_all() {
     echo "stopping a left-over process: $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)"
     kill -TERM "$pid" 2>/dev/null || true
   done
-  for i in $(seq 100); do [ -z "$(stray_pids)" ] && break; sleep 0.1; done
+  for _ in $(seq 100); do [ -z "$(stray_pids)" ] && break; sleep 0.1; done
   for pid in $(stray_pids); do kill -KILL "$pid" 2>/dev/null || true; done
   rm -f "/dev/shm/shmbus.$SEGMENT"
 }
@@ -98,8 +98,8 @@ write_supervisor_config() {
 }
 
 wait_running() { # every program RUNNING (supervisord's startsecs passed)
-  local i out
-  for i in $(seq 150); do
+  local out
+  for _ in $(seq 150); do
     out=$("${CTL[@]}" status 2>/dev/null || true)
     if [ "$(grep -c ' RUNNING ' <<<"$out")" -ge 5 ] && ! grep -qvE ' RUNNING ' <<<"$out"; then
       return 0
@@ -111,8 +111,8 @@ wait_running() { # every program RUNNING (supervisord's startsecs passed)
 }
 
 wait_flowing() { # records put, and some made durable by the writer
-  local i js
-  for i in $(seq 100); do
+  local js
+  for _ in $(seq 100); do
     js=$("$BIN/shmstat" --name "$SEGMENT" --json 2>/dev/null || true)
     if [ -n "$js" ] && jq -e '.ring.records_put > 0 and
          ([.counters[] | select(.name | startswith("writer_points_total")) | .value] | add // 0) > 0' \
