@@ -212,12 +212,10 @@ int64_t ctl_wall_ns(void); /* CLOCK_REALTIME */
 /* Derives settings from a loaded config. */
 void ctl_settings_from_config(const config *cfg, ctl_settings *out);
 
-/* The consumer groups a config implies: writer, stats, and export-pg /
- * export-mqtt when those exports are configured. Returns how many (<= max). */
-int ctl_groups_for_config(const config *cfg, const char **names, int max);
-
-/* Creates (or joins) every group the config implies so producers started
- * afterwards are seen by all of them. Returns 0 or a negative SHM_E code. */
+/* Creates every group the config implies (groups_ensure() in
+ * services/common: writer, stats, export-pg / export-mqtt when configured)
+ * so producers started afterwards are seen by all of them. Returns 0 or a
+ * negative SHM_E code. */
 int ctl_create_groups(controller *c, const config *cfg);
 
 /* Creates the run directory (0750) if missing and takes the controller's
