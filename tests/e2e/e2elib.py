@@ -118,11 +118,14 @@ def table_tags(prefix, table, count, group, priority=0, unit=1):
 class Group:
     """One shmbus group under supervisord, with its device."""
 
-    def __init__(self, name, tags, poll_groups, segment="", controller="", writers=1,
-                 extra=""):
+    def __init__(self, name, tags=(), poll_groups=(), segment="", controller="", writers=1,
+                 extra="", sim_devices=None):
+        """tags and poll_groups make device dev1, served by e2e_device.py;
+        or sim_devices, the YAML of the devices list, served by shmbus-sim
+        under supervisord (deploy/supervisor/sim.conf, as in the demo)."""
         self.dir = tempfile.mkdtemp(prefix="shmbus-e2e-")
         self.seg = pl.segment_name(name)
-        self.tags = tags
+        self.tags = list(tags)
         self.writers = writers
         for sub in ("state", "log", "run", "data"):
             os.makedirs(os.path.join(self.dir, sub))
@@ -131,29 +134,33 @@ class Group:
         self.url = "http://127.0.0.1:%d" % self.http_port
         self.config = os.path.join(self.dir, "shmbus.yaml")
         self.include = os.path.join(self.dir, "shmbus.conf")
+        devices = sim_devices if sim_devices is not None else self._device_yaml(poll_groups)
         with open(self.config, "w") as f:
-            f.write(self._yaml(poll_groups, segment, controller, extra))
+            f.write("segment:\n  name: %s\n%s"
+                    "paths:\n  run_dir: %s/run\n  data_dir: %s/data\n"
+                    "controller:\n  http: 127.0.0.1:%d\n  required_roles: [poller, writer]\n"
+                    "%s%sdevices:\n%s"
+                    % (self.seg, segment, self.dir, self.dir, self.http_port, controller, extra,
+                       devices))
         self._write_include(writers)
+        includes = self.include
+        if sim_devices is not None:
+            includes += " " + os.path.join(SRC, "deploy", "supervisor", "sim.conf")
         self.env = dict(os.environ, SHMBUS_BIN=BIN, SHMBUS_CONFIG=self.config,
                         SHMBUS_LOG_DIR=os.path.join(self.dir, "log"),
                         SHMBUS_STATE_DIR=os.path.join(self.dir, "state"),
-                        SHMBUS_SUPERVISOR_INCLUDE=self.include)
+                        SHMBUS_SUPERVISOR_INCLUDE=includes)
         self.served_log = os.path.join(self.dir, "served.jsonl")
         self.device = self.supervisord = None
         self.started = False
         atexit.register(self.cleanup)  # runs before pollerlib's (LIFO)
 
-    def _yaml(self, poll_groups, segment, controller, extra):
+    def _device_yaml(self, poll_groups):
         groups = ", ".join("{name: %s, interval_ms: %d}" % g for g in poll_groups)
-        text = ("segment:\n  name: %s\n%s"
-                "paths:\n  run_dir: %s/run\n  data_dir: %s/data\n"
-                "controller:\n  http: 127.0.0.1:%d\n  required_roles: [poller, writer]\n%s%s"
-                "devices:\n  - name: dev1\n    transport: tcp\n    host: 127.0.0.1\n"
+        return ("  - name: dev1\n    transport: tcp\n    host: 127.0.0.1\n"
                 "    port: %d\n    address_base: 0\n    response_timeout_ms: 3000\n"
-                "    poll_groups: [%s]\n    tags:\n"
-                % (self.seg, segment, self.dir, self.dir, self.http_port, controller, extra,
-                   self.device_port, groups))
-        return text + "".join(t.yaml() for t in self.tags)
+                "    poll_groups: [%s]\n    tags:\n" % (self.device_port, groups)
+                + "".join(t.yaml() for t in self.tags))
 
     def _write_include(self, writers):
         with open(SHMBUS_CONF) as f:
@@ -166,17 +173,8 @@ class Group:
     # -------------------------------------------------------- start / stop
 
     def start(self):
-        spec = {"units": {}}
-        for t in self.tags:
-            spec["units"].setdefault(str(t.unit), {}).setdefault(t.table, []).append(t.spec())
-        path = os.path.join(self.dir, "device.json")
-        with open(path, "w") as f:
-            json.dump(spec, f)
-        self.device = pl.spawn([pl.PY, os.path.join(HERE, "e2e_device.py"), "--port",
-                                str(self.device_port), "--spec", path, "--log", self.served_log],
-                               log=os.path.join(self.dir, "device.log"),
-                               preexec_fn=_die_with_parent)
-        check(wait_until(lambda: pl.port_open(self.device_port), 20), "device did not start")
+        if self.tags:
+            self._start_device()
         # In the foreground (-n), a child of this test that gets SIGTERM when
         # the test dies however it dies (PR_SET_PDEATHSIG): it then stops
         # the group itself, and ctest's kill of a timed-out test's process
@@ -193,6 +191,19 @@ class Group:
               % self.supervisord.returncode)
         self.wait_healthy(60)
         log("group %s up under supervisord (%s)" % (self.seg, self.dir))
+
+    def _start_device(self):
+        spec = {"units": {}}
+        for t in self.tags:
+            spec["units"].setdefault(str(t.unit), {}).setdefault(t.table, []).append(t.spec())
+        path = os.path.join(self.dir, "device.json")
+        with open(path, "w") as f:
+            json.dump(spec, f)
+        self.device = pl.spawn([pl.PY, os.path.join(HERE, "e2e_device.py"), "--port",
+                                str(self.device_port), "--spec", path, "--log", self.served_log],
+                               log=os.path.join(self.dir, "device.log"),
+                               preexec_fn=_die_with_parent)
+        check(wait_until(lambda: pl.port_open(self.device_port), 20), "device did not start")
 
     def run(self, scenario):
         """Starts the group, runs scenario(), stops the group and checks that
