@@ -129,8 +129,8 @@ class Group:
         self.writers = writers
         for sub in ("state", "log", "run", "data"):
             os.makedirs(os.path.join(self.dir, sub))
-        self.http_port = pl.free_port()
-        self.device_port = pl.free_port()
+        self.http_port = pl.free_ports(2)
+        self.device_port = self.http_port + 1
         self.url = "http://127.0.0.1:%d" % self.http_port
         self.config = os.path.join(self.dir, "shmbus.yaml")
         self.include = os.path.join(self.dir, "shmbus.conf")
@@ -190,6 +190,9 @@ class Group:
         check(self.supervisord.poll() is None, "supervisord exited with %s"
               % self.supervisord.returncode)
         self.wait_healthy(60)
+        everything = lambda: all(st == "RUNNING" for st, _ in self.status().values())
+        check(wait_until(everything, 60, step=0.2), "not every program is RUNNING: %r"
+              % self.status())
         log("group %s up under supervisord (%s)" % (self.seg, self.dir))
 
     def _start_device(self):

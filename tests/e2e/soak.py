@@ -28,12 +28,12 @@ KINDS = [("float32", 2), ("uint16", 1), ("int32", 2), ("int16", 1)]
 
 
 def sim_devices(n_devices, n_tags, interval_ms):
-    text = ""
+    text, base = "", e.pl.free_ports(n_devices)
     for d in range(n_devices):
         text += ("  - name: sim%d\n    transport: tcp\n    host: 127.0.0.1\n    port: %d\n"
                  "    address_base: 0\n    response_timeout_ms: 2000\n"
                  "    poll_groups: [{name: fast, interval_ms: %d}]\n    tags:\n"
-                 % (d, e.pl.free_port(), interval_ms))
+                 % (d, base + d, interval_ms))
         addr = 0
         for i in range(n_tags):
             dtype, width = KINDS[i % len(KINDS)]
