@@ -84,7 +84,7 @@ def scenario(g):
 
 def main():
     random.seed(os.getpid())
-    tags = e.table_tags("c", "hr", 12, "fast")
+    tags = e.table_tags("c", "hr", 40, "fast")
     g = e.Group("chaos", tags, [("fast", INTERVAL_MS)], writers=2,
                 segment="  slot_count: 65536\n  policy: backpressure\n")
     g.run(lambda: scenario(g))
