@@ -106,10 +106,12 @@ def table_tags(prefix, table, count, group, priority=0, unit=1):
     request per poll), the first a counter."""
     tags, addr = [], 0
     for i in range(count):
-        dtype, order, a, b, scale, offset = KINDS[i % len(KINDS)] if i else KINDS[0]
+        dtype, order, a, b, scale, offset = KINDS[i % len(KINDS)]
         tags.append(Tag("%s.%s%d" % (prefix, dtype, i), unit, table, addr, dtype, order, a,
                         b + i, scale, offset, group, priority))
         addr += WIDTH[dtype]
+    # One request per poll (<= 125 registers): the device counts reads at address 0.
+    check(addr <= 125, "%d tags take %d registers: more than one request" % (count, addr))
     return tags
 
 

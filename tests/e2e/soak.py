@@ -104,8 +104,10 @@ def soak(g, args):
     st0 = g.shmstat()
     last_put, last_t, max_lag, max_level = st0["ring"]["records_put"], t0, 0, 0
     end = t0 + args.minutes * 60
+    due = t0
     while time.time() < end:
-        time.sleep(max(0.0, min(args.sample_s, end - time.time())))
+        due = min(due + args.sample_s, end)  # on schedule, whatever a sample takes
+        time.sleep(max(0.0, due - time.time()))
         now = time.time()
         st = g.shmstat()
         put = st["ring"]["records_put"]
