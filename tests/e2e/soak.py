@@ -19,6 +19,7 @@ Exit status 0 when these hold, 1 otherwise.
 """
 import argparse
 import json
+import os
 import time
 
 import e2elib as e
@@ -162,6 +163,10 @@ def soak(g, args):
           % (put_total, elapsed, put_total / elapsed, stored, sg["consumed"], max_lag, max_level,
              summary["full_rejections"], summary["poller_dropped"], summary["poller_overruns"],
              summary["leak_warnings"], summary["chunks_deleted"]))
+    with open(os.path.join(g.dir, "log", "controller.log"), errors="replace") as f:
+        for line in f:
+            if "leak watch" in line:
+                print(line.rstrip())
     print("SUMMARY " + json.dumps(summary, sort_keys=True))
     total = st["ring"]["records_put"]
     if stored != total or sg["consumed"] != total:
