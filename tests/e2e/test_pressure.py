@@ -80,8 +80,12 @@ def scenario(g):
           "pressure did not recover: %r" % g.api("/api/pressure"))
     log("SIGCONT: level none after %.1f s" % (time.time() - t_cont))
     t_none = time.time()
-    check(e.wait_until(lambda: len(reads(g, "ir", t_none, 1e12)) >= 10, 30, step=0.1),
-          "the low-priority group is not read again after recovery")
+    if not e.wait_until(lambda: len(reads(g, "ir", t_none, 1e12)) >= 10, 30, step=0.1):
+        # Say what else stopped, to tell a stuck poller from a shed group.
+        check(False, "the low-priority group is not read again after recovery (reads since "
+              "level none: ir %d, hr %d; records put %d; /api/pressure %r)\npoller log tail:\n%s"
+              % (len(reads(g, "ir", t_none, 1e12)), len(reads(g, "hr", t_none, 1e12)),
+                 g.records_put(), g.api("/api/pressure"), poller_log(g)[-3000:]))
     g.wait_flowing(500)
 
     # What the poller received, with its own timestamps.
