@@ -10,6 +10,7 @@
  * after the restart; SIGTERM writes a last snapshot; a corrupt or foreign
  * snapshot is moved aside; two shards split the tags.
  */
+#include "statclient.h"
 #include "statref.h"
 
 #include <setjmp.h>
@@ -64,24 +65,7 @@ static int64_t now_ns(void)
 
 static json_t *ask_raw(const char *url, const void *req, size_t len)
 {
-    nng_socket s;
-    if (nng_req0_open(&s) != 0)
-        return NULL;
-    nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 5000);
-    nng_socket_set_ms(s, NNG_OPT_SENDTIMEO, 5000);
-    json_t *j = NULL;
-    if (nng_dial(s, url, NULL, NNG_FLAG_NONBLOCK) == 0 && nng_send(s, (void *)req, len, 0) == 0) {
-        char *buf = NULL;
-        size_t n = 0;
-        if (nng_recv(s, &buf, &n, NNG_FLAG_ALLOC) == 0) {
-            j = json_loadb(buf, n, 0, NULL);
-            if (!j)
-                fprintf(stderr, "reply is not JSON: %.*s\n", (int)n, buf);
-            nng_free(buf, n);
-        }
-    }
-    nng_close(s);
-    return j;
+    return statclient_ask(url, req, len);
 }
 
 static json_t *ask(env *e, const char *req)
