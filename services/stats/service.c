@@ -12,6 +12,11 @@
  *     snapshot.
  * SIGTERM/SIGINT: requests still queued get an error saying the service is
  * stopping, a last snapshot is written, the member leaves the group.
+ * SIGHUP: the configuration file and flags are read again; window, history,
+ * memory limit, deadband, interval bounds and the snapshot and publish
+ * periods apply at once (every tag resized to the new plan), the rest after
+ * a restart. The memory plan (asked, granted, why) is logged at start, on
+ * reload and whenever more tags appear than planned (tagstore.h).
  */
 #include "service.h"
 
@@ -31,12 +36,18 @@
 #define REQUESTS_PER_TURN 64
 #define SEC 1000000000LL
 
-static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t stop_requested, reload_requested;
 
 static void on_stop(int sig)
 {
     (void)sig;
     stop_requested = 1;
+}
+
+static void on_hup(int sig)
+{
+    (void)sig;
+    reload_requested = 1;
 }
 
 static int64_t mono_ns(void)
@@ -93,6 +104,68 @@ static int snapshot_hook(void *ctx, json_t *result, char *err, size_t err_len)
     return 0;
 }
 
+/* ------------------------------------------------------------ memory */
+
+static const char *plan_text(const stats_service *sv, char *buf, size_t len)
+{
+    return budget_describe(&sv->store.request, &sv->store.grant, sv->opt.memory_limit_name, buf,
+                           len);
+}
+
+static json_t *memory_status(const stats_service *sv)
+{
+    const tagstore *s = &sv->store;
+    const budget_grant *g = &s->grant;
+    char text[512];
+    return json_pack("{sI ss sI sI sI sI sI sI sI sI sI sI sI sI sb sb sI sI ss}", "limit_bytes",
+                     (json_int_t)s->request.limit_bytes, "limit_setting",
+                     sv->opt.memory_limit_name, "state_bytes",
+                     (json_int_t)tagstore_state_bytes(s), "planned_bytes",
+                     (json_int_t)g->total_bytes, "tags", (json_int_t)s->n_tags, "planned_tags",
+                     (json_int_t)g->tags, "window_asked", (json_int_t)s->request.window,
+                     "window_granted", (json_int_t)g->window, "history_asked",
+                     (json_int_t)s->request.history, "history_granted", (json_int_t)g->history,
+                     "tag_bytes", (json_int_t)g->tag_bytes, "asked_tag_bytes",
+                     (json_int_t)g->asked_tag_bytes, "min_tag_bytes", (json_int_t)g->min_tag_bytes,
+                     "tags_at_minimum",
+                     g->tags_at_minimum == UINT32_MAX ? (json_int_t)-1 : (json_int_t)g->tags_at_minimum,
+                     "reduced", g->reduced, "over_limit", g->over, "replans",
+                     (json_int_t)s->replans, "resize_failures", (json_int_t)s->resize_failures,
+                     "plan", plan_text(sv, text, sizeof text));
+}
+
+/* Logs a plan: as asked (info), reduced (warning: statistics over fewer
+ * values than configured), over the limit (error). */
+static void log_plan(const stats_service *sv, const budget_grant *before, const char *why)
+{
+    const budget_grant *g = &sv->store.grant;
+    char text[512];
+    plan_text(sv, text, sizeof text);
+    if (g->over)
+        log_error("stats memory over its limit (%s): %s; raise %s or add stats shards", why, text,
+                  sv->opt.memory_limit_name);
+    else if (g->reduced && (!before || g->window != before->window ||
+                            g->history != before->history || before->over))
+        log_warn("stats memory (%s): %s", why, text);
+    else if (!before || g->window != before->window || g->history != before->history ||
+             g->reduced != before->reduced)
+        log_info("stats memory (%s): %s", why, text);
+    else
+        log_debug("stats memory (%s): %u tags planned, sizes unchanged", why, g->tags);
+}
+
+static void on_plan(void *ctx, const tagstore *s, const budget_grant *before, const char *why)
+{
+    (void)s;
+    log_plan(ctx, before, why);
+}
+
+static uint32_t count_known_tags(void *ctx)
+{
+    stats_service *sv = ctx;
+    return ingest_count_catalog(&sv->in, &sv->store);
+}
+
 static void status_hook(void *ctx, json_t *o)
 {
     stats_service *sv = ctx;
@@ -111,8 +184,10 @@ static void status_hook(void *ctx, json_t *o)
     json_object_set_new(o, "dropped_no_memory", json_integer((json_int_t)sv->in.dropped_nomem));
     json_object_set_new(o, "bad_tag_ids", json_integer((json_int_t)sv->store.bad_id));
     json_object_set_new(o, "next_seq", json_integer((json_int_t)sv->in.next_seq));
-    json_object_set_new(o, "window", json_integer(sv->opt.window));
+    json_object_set_new(o, "window", json_integer(sv->store.grant.window));
+    json_object_set_new(o, "history_capacity", json_integer(sv->store.grant.history));
     json_object_set_new(o, "history_s", json_integer(sv->opt.history_s));
+    json_object_set_new(o, "memory", memory_status(sv));
     json_object_set_new(o, "snapshot_path", json_string(sv->snapshot_path));
     json_object_set_new(o, "snapshots", json_integer((json_int_t)sv->snapshots));
     json_object_set_new(o, "snapshot_failures", json_integer((json_int_t)sv->snapshot_failures));
@@ -129,6 +204,7 @@ static void restore(stats_service *sv)
         log_error("restore: out of memory");
         return;
     }
+    loaded.hooks = sv->store.hooks;
     snapshot_identity found;
     char err[512] = "";
     int rc = snapshot_read(sv->snapshot_path, &loaded, &sv->ident, &found, err, sizeof err);
@@ -196,6 +272,12 @@ static void try_attach(stats_service *sv, int *waiting_logged)
                  "(--max-tags / segment.catalog_capacity)",
                  info->catalog_capacity, sv->params.max_tags);
     name_all_tags(sv);
+    uint32_t known = ingest_count_catalog(&sv->in, &sv->store);
+    if (known > sv->store.grant.tags) {
+        char why[96];
+        snprintf(why, sizeof why, "the catalog names %u tags of this shard", known);
+        tagstore_plan_for(&sv->store, known, why);
+    }
     ingest_update_counters(&sv->in, &sv->store);
     log_info("attached to segment %s as %s of group %s", sv->opt.segment, sv->in.member,
              sv->in.group);
@@ -238,23 +320,23 @@ static int setup(stats_service *sv, const stats_options *opt)
 {
     sv->opt = *opt;
     sv->started_mono_ns = mono_ns();
-    sv->params = (store_params){
-        .window = opt->window,
-        .history_ns = (int64_t)opt->history_s * SEC,
-        .history_capacity = opt->history_capacity,
-        .deadband = opt->deadband,
-        .limits = {.min_ms = opt->min_interval_ms, .max_ms = opt->max_interval_ms},
-        .shard_k = opt->shard_k,
-        .shard_n = opt->shard_n,
-        .max_tags = opt->max_tags,
-        .step_tags = opt->step_tags,
-        .n_step_tags = opt->n_step_tags,
-    };
-    if (tagstore_init(&sv->store, &sv->params) != 0) {
-        log_error("cannot keep %u tags (window %u, history capacity %u): invalid or out of memory",
-                  opt->max_tags, opt->window, opt->history_capacity);
+    stats_options_store_params(&sv->opt, &sv->params);
+    sv->params.step_tags = sv->opt.step_tags; /* the copy in sv, which lives as long */
+    int rc = tagstore_init(&sv->store, &sv->params);
+    if (rc != 0) {
+        char text[512];
+        log_error("cannot keep %u tags (window %u, history capacity %u): %s", opt->max_tags,
+                  opt->window, opt->history_capacity,
+                  rc == -ENOSPC ? budget_describe(&sv->store.request, &sv->store.grant,
+                                                  opt->memory_limit_name, text, sizeof text)
+                                : strerror(-rc));
         return -1;
     }
+    sv->store.hooks = (tagstore_hooks){
+        .ctx = sv, .count_known_tags = count_known_tags, .on_plan = on_plan};
+    log_plan(sv, NULL, opt->planned_tags ? "the configuration's tags of this shard"
+                                         : "start; tags unknown until the catalog or the ring "
+                                           "names them");
     char suffix[16] = "";
     if (opt->shard_n > 1)
         snprintf(suffix, sizeof suffix, "-%u", opt->shard_k);
@@ -285,8 +367,69 @@ static void install_signals(void)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sa.sa_handler = on_hup;
+    sigaction(SIGHUP, &sa, NULL);
     sa.sa_handler = SIG_IGN;
     sigaction(SIGPIPE, &sa, NULL);
+}
+
+static void append_if(int changed, const char *name, char *buf, size_t len)
+{
+    size_t n = strlen(buf);
+    if (changed && n < len)
+        snprintf(buf + n, len - n, "%s%s", n ? ", " : "", name);
+}
+
+/* What a reload cannot change in a running process. */
+static void warn_restart_only(const stats_options *old, const stats_options *fresh)
+{
+    char what[256] = "";
+    append_if(strcmp(old->segment, fresh->segment) != 0, "segment", what, sizeof what);
+    append_if(strcmp(old->run_dir, fresh->run_dir) != 0, "run_dir", what, sizeof what);
+    append_if(strcmp(old->data_dir, fresh->data_dir) != 0, "data_dir", what, sizeof what);
+    append_if(old->shard_k != fresh->shard_k || old->shard_n != fresh->shard_n, "shard", what,
+              sizeof what);
+    append_if(old->max_tags != fresh->max_tags, "max tags", what, sizeof what);
+    append_if(old->max_request != fresh->max_request, "max request", what, sizeof what);
+    if (what[0])
+        log_warn("reload: %s take effect after a restart", what);
+}
+
+/* SIGHUP: reads the configuration and flags again and applies what a
+ * running process can (see the top of this file). */
+static void reload(stats_service *sv)
+{
+    stats_options fresh;
+    /* Errors were printed (file, line, field; or the memory limit). */
+    if (stats_options_parse(&fresh, sv->opt.argc, sv->opt.argv) != 0) {
+        log_error("reload failed (above); the running settings stay");
+        return;
+    }
+    warn_restart_only(&sv->opt, &fresh);
+    tagstore *s = &sv->store;
+    int64_t history_ns = (int64_t)fresh.history_s * SEC;
+    int rc = tagstore_set_limits(s, fresh.window, fresh.history_capacity,
+                                 (uint64_t)fresh.memory_limit_mb << 20, history_ns);
+    if (rc == -ENOMEM)
+        log_error("reload: %llu tags kept their sizes for lack of memory",
+                  (unsigned long long)s->resize_failures);
+    s->p.deadband = fresh.deadband;
+    s->p.limits = (suggest_limits){.min_ms = fresh.min_interval_ms, .max_ms = fresh.max_interval_ms};
+    for (uint32_t i = 0; i < s->n_tags; i++)
+        tagstore_at(s, i)->roll.deadband = fresh.deadband;
+    sv->opt.window = fresh.window;
+    sv->opt.history_s = fresh.history_s;
+    sv->opt.history_capacity = fresh.history_capacity;
+    sv->opt.memory_limit_mb = fresh.memory_limit_mb;
+    sv->opt.memory_limit_name = fresh.memory_limit_name;
+    sv->opt.deadband = fresh.deadband;
+    sv->opt.min_interval_ms = fresh.min_interval_ms;
+    sv->opt.max_interval_ms = fresh.max_interval_ms;
+    sv->opt.snapshot_interval_s = fresh.snapshot_interval_s;
+    sv->opt.publish_interval_s = fresh.publish_interval_s;
+    stats_options_store_params(&sv->opt, &sv->params);
+    sv->params.planned_tags = s->grant.tags;
+    log_info("reloaded %s", sv->opt.config_path ? sv->opt.config_path : "the flags");
 }
 
 static void consume(stats_service *sv)
@@ -339,9 +482,16 @@ int stats_service_run(const stats_options *opt)
     int waiting_logged = 0;
     int64_t now = mono_ns();
     int64_t next_second = now, next_check = now + 5 * SEC;
-    int64_t next_publish = now + (int64_t)opt->publish_interval_s * SEC;
-    int64_t next_snapshot = now + (int64_t)opt->snapshot_interval_s * SEC;
+    int64_t next_publish = now + (int64_t)sv->opt.publish_interval_s * SEC;
+    int64_t next_snapshot = now + (int64_t)sv->opt.snapshot_interval_s * SEC;
     while (!stop_requested) {
+        if (reload_requested) {
+            reload_requested = 0;
+            reload(sv);
+            now = mono_ns();
+            next_publish = now + (int64_t)sv->opt.publish_interval_s * SEC;
+            next_snapshot = now + (int64_t)sv->opt.snapshot_interval_s * SEC;
+        }
         if (sv->attached) {
             consume(sv);
             serve_requests(sv, 0);
@@ -367,12 +517,12 @@ int stats_service_run(const stats_options *opt)
                 name_all_tags(sv);
             }
         }
-        if (opt->publish_interval_s && now >= next_publish) {
-            next_publish = now + (int64_t)opt->publish_interval_s * SEC;
+        if (sv->opt.publish_interval_s && now >= next_publish) {
+            next_publish = now + (int64_t)sv->opt.publish_interval_s * SEC;
             stats_service_publish_summary(sv);
         }
-        if (opt->snapshot_interval_s && now >= next_snapshot) {
-            next_snapshot = now + (int64_t)opt->snapshot_interval_s * SEC;
+        if (sv->opt.snapshot_interval_s && now >= next_snapshot) {
+            next_snapshot = now + (int64_t)sv->opt.snapshot_interval_s * SEC;
             stats_service_snapshot(sv, "periodic", err, sizeof err, NULL);
         }
     }
