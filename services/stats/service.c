@@ -106,10 +106,9 @@ static int snapshot_hook(void *ctx, json_t *result, char *err, size_t err_len)
 
 /* ------------------------------------------------------------ memory */
 
-static const char *plan_text(const stats_service *sv, char *buf, size_t len)
+static const char *plan_text(const stats_service *sv, const tagstore *s, char *buf, size_t len)
 {
-    return budget_describe(&sv->store.request, &sv->store.grant, sv->opt.memory_limit_name, buf,
-                           len);
+    return budget_describe(&s->request, &s->grant, sv->opt.memory_limit_name, buf, len);
 }
 
 static json_t *memory_status(const stats_service *sv)
@@ -131,16 +130,18 @@ static json_t *memory_status(const stats_service *sv)
                      g->tags_at_minimum == UINT32_MAX ? (json_int_t)-1 : (json_int_t)g->tags_at_minimum,
                      "reduced", g->reduced, "over_limit", g->over, "replans",
                      (json_int_t)s->replans, "resize_failures", (json_int_t)s->resize_failures,
-                     "plan", plan_text(sv, text, sizeof text));
+                     "plan", plan_text(sv, s, text, sizeof text));
 }
 
-/* Logs a plan: as asked (info), reduced (warning: statistics over fewer
- * values than configured), over the limit (error). */
-static void log_plan(const stats_service *sv, const budget_grant *before, const char *why)
+/* Logs the plan of s (the service's store, or the one a snapshot is read
+ * into): as asked (info), reduced (warning: statistics over fewer values
+ * than configured), over the limit (error). */
+static void log_plan(const stats_service *sv, const tagstore *s, const budget_grant *before,
+                     const char *why)
 {
-    const budget_grant *g = &sv->store.grant;
+    const budget_grant *g = &s->grant;
     char text[512];
-    plan_text(sv, text, sizeof text);
+    plan_text(sv, s, text, sizeof text);
     if (g->over)
         log_error("stats memory over its limit (%s): %s; raise %s or add stats shards", why, text,
                   sv->opt.memory_limit_name);
@@ -156,8 +157,7 @@ static void log_plan(const stats_service *sv, const budget_grant *before, const 
 
 static void on_plan(void *ctx, const tagstore *s, const budget_grant *before, const char *why)
 {
-    (void)s;
-    log_plan(ctx, before, why);
+    log_plan(ctx, s, before, why);
 }
 
 static uint32_t count_known_tags(void *ctx)
@@ -334,7 +334,7 @@ static int setup(stats_service *sv, const stats_options *opt)
     }
     sv->store.hooks = (tagstore_hooks){
         .ctx = sv, .count_known_tags = count_known_tags, .on_plan = on_plan};
-    log_plan(sv, NULL, opt->planned_tags ? "the configuration's tags of this shard"
+    log_plan(sv, &sv->store, NULL, opt->planned_tags ? "the configuration's tags of this shard"
                                          : "start; tags unknown until the catalog or the ring "
                                            "names them");
     char suffix[16] = "";

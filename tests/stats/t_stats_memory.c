@@ -73,11 +73,16 @@ static int measure(int argc, char **argv)
 
 /* Resident memory the test allows above the limit: what malloc keeps
  * beyond the counted chunks (arena slack, the ring's batch buffers, JSON
- * replies). Under AddressSanitizer every allocation also carries redzones
- * (up to 128 bytes each at these sizes), shadow memory (1/8 of what is
- * touched) and a quarantine of freed blocks, so the bound is looser there
- * and the quarantine is kept small (ASAN_OPTIONS set in CMakeLists.txt);
- * either bound is a fraction of what the asked sizes would take. */
+ * replies). Under AddressSanitizer every allocation also carries a redzone
+ * (up to 128 bytes at these sizes), shadow memory (1/8 of what is touched)
+ * and size-class rounding: about twice the plain figure was measured, so
+ * the bound is looser there. Either bound is a small fraction of what the
+ * asked sizes take (plain build, no limit, the first test's shape: +46 MB).
+ * ASan's allocator also never hands a freed block to a request of another
+ * size class, and each re-plan of test_tags_appearing frees every tag's
+ * blocks for new, smaller sizes: its resident memory then grows with the
+ * number of plans, not with the live state, so that test checks the
+ * resident bound in plain builds only (the plan itself under both). */
 #if defined(__SANITIZE_ADDRESS__)
 #define ASAN_BUILD 1
 #elif defined(__has_feature)
@@ -86,8 +91,10 @@ static int measure(int argc, char **argv)
 #endif
 #endif
 #ifdef ASAN_BUILD
-#define ALLOWED_KB(limit_mb) ((long)(limit_mb) * 1024 * 7 / 4 + 3072)
+#define ALLOWED_KB(limit_mb) ((long)(limit_mb) * 1024 * 9 / 4 + 3072)
+#define RSS_WITH_REPLANS 0
 #else
+#define RSS_WITH_REPLANS 1
 #define ALLOWED_KB(limit_mb) ((long)(limit_mb) * 1024 + 1536)
 #endif
 
@@ -104,7 +111,7 @@ static json_t *tag0_field(memprobe_result *r, const char *key)
     return json_object_get(json_array_get(json_object_get(r->tag0, "tags"), 0), key);
 }
 
-static void check_within(const memprobe_cfg *c, memprobe_result *r)
+static void check_within(const memprobe_cfg *c, memprobe_result *r, int check_rss)
 {
     long grew = r->peak_kb - r->baseline_kb;
     fprintf(stderr,
@@ -115,7 +122,8 @@ static void check_within(const memprobe_cfg *c, memprobe_result *r)
             (long long)mem_int(r->status, "window_granted"),
             (long long)mem_int(r->status, "history_granted"));
     assert_true(r->baseline_kb > 0 && r->peak_kb >= r->baseline_kb);
-    assert_true(grew <= ALLOWED_KB(c->memory_limit_mb));
+    if (check_rss)
+        assert_true(grew <= ALLOWED_KB(c->memory_limit_mb));
     /* What the status says: the limit, less than asked, within it. */
     json_int_t limit = (json_int_t)c->memory_limit_mb << 20;
     assert_int_equal(mem_int(r->status, "limit_bytes"), limit);
@@ -155,7 +163,7 @@ static void test_many_tags_large_history(void **state)
                       .catalog = 1};
     memprobe_result r;
     assert_int_equal(memprobe_run(&c, &r), 0);
-    check_within(&c, &r);
+    check_within(&c, &r, 1);
     json_decref(r.status);
     json_decref(r.tag0);
 }
@@ -174,7 +182,7 @@ static void test_tags_appearing(void **state)
                       .catalog = 0};
     memprobe_result r;
     assert_int_equal(memprobe_run(&c, &r), 0);
-    check_within(&c, &r);
+    check_within(&c, &r, RSS_WITH_REPLANS);
     assert_true(mem_int(r.status, "replans") > 5);
     json_decref(r.status);
     json_decref(r.tag0);
