@@ -108,24 +108,24 @@ int main(int argc, char **argv)
         return 2;
     }
     shm_consumer *drain[MAX_GROUPS] = {0};
+    shm_producer *p = NULL;
     for (int g = 0; g < ngroups; g++) {
         shm_consumer *c;
         if (shm_consumer_open(seg, groups[g], "load-setup", &c) != 0) {
             fprintf(stderr, "shmbus-load: group '%s': %s\n", groups[g], shm_last_error());
-            return 2;
+            goto refused;
         }
         shm_consumer_close(&c);
     }
     for (int g = 0; g < ndrains; g++) {
         if (shm_consumer_open(seg, drains[g], "load-drain", &drain[g]) != 0) {
             fprintf(stderr, "shmbus-load: %s\n", shm_last_error());
-            return 2;
+            goto refused;
         }
     }
-    shm_producer *p;
     if (shm_producer_open(seg, "shmbus-load", &p) != 0) {
         fprintf(stderr, "shmbus-load: %s\n", shm_last_error());
-        return 2;
+        goto refused;
     }
     int64_t t0 = now_ns(), end = t0 + (int64_t)(seconds * 1e9);
     uint64_t put = 0, full = 0, drained = 0;
@@ -190,4 +190,10 @@ int main(int argc, char **argv)
         shm_consumer_close(&drain[g]);
     shm_segment_close(&seg);
     return 0;
+
+refused:
+    for (int g = 0; g < ndrains; g++)
+        shm_consumer_close(&drain[g]);
+    shm_segment_close(&seg);
+    return 2;
 }
