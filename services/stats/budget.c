@@ -35,8 +35,7 @@ uint64_t budget_tag_bytes(uint64_t tag_fixed, uint32_t window, uint32_t history)
 
 /* Largest n in [lo, hi] with size(n) <= room (sizes grow with n); lo when
  * none fits. */
-static uint32_t largest_fitting(uint64_t (*size)(uint32_t), uint32_t lo, uint32_t hi,
-                                uint64_t room)
+static uint32_t largest_fitting(uint64_t (*size)(uint32_t), uint32_t lo, uint32_t hi, uint64_t room)
 {
     if (size(hi) <= room)
         return hi;
@@ -129,8 +128,7 @@ const char *budget_describe(const budget_request *r, const budget_grant *g, cons
                             char *buf, size_t len)
 {
     char a[32], b[32], c[32], d[32];
-    int n = snprintf(buf, len,
-                     "asked window %u values and history %u points per tag (%s a tag); ",
+    int n = snprintf(buf, len, "asked window %u values and history %u points per tag (%s a tag); ",
                      r->window, r->history, human(g->asked_tag_bytes, a, sizeof a));
     if (n < 0 || (size_t)n >= len)
         return buf;
@@ -144,17 +142,16 @@ const char *budget_describe(const budget_request *r, const budget_grant *g, cons
                  human(g->total_bytes, b, sizeof b), human(r->limit_bytes, c, sizeof c),
                  limit_name);
     else if (!g->over)
-        snprintf(p, left,
-                 "%s %s leaves %s a tag for %u tags: granted window %u values and history %u "
-                 "points (%s a tag, %s in all; the room split evenly between window and "
-                 "history)",
-                 limit_name, human(r->limit_bytes, b, sizeof b),
-                 human(r->limit_bytes > r->fixed_bytes
-                           ? (r->limit_bytes - r->fixed_bytes) / g->tags
-                           : 0,
-                       c, sizeof c),
-                 g->tags, g->window, g->history, human(g->tag_bytes, d, sizeof d),
-                 human(g->total_bytes, a, sizeof a));
+        snprintf(
+            p, left,
+            "%s %s leaves %s a tag for %u tags: granted window %u values and history %u "
+            "points (%s a tag, %s in all; the room split evenly between window and "
+            "history)",
+            limit_name, human(r->limit_bytes, b, sizeof b),
+            human(r->limit_bytes > r->fixed_bytes ? (r->limit_bytes - r->fixed_bytes) / g->tags : 0,
+                  c, sizeof c),
+            g->tags, g->window, g->history, human(g->tag_bytes, d, sizeof d),
+            human(g->total_bytes, a, sizeof a));
     else
         snprintf(p, left,
                  "%s %s is too small: %u tags need %s even at the minimal window %u and "

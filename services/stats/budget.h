@@ -36,15 +36,15 @@ typedef struct budget_request {
 } budget_request;
 
 typedef struct budget_grant {
-    uint32_t window, history;   /* granted */
-    uint64_t tag_bytes;         /* one tag at the granted sizes */
-    uint64_t asked_tag_bytes;   /* one tag at the asked sizes */
-    uint64_t total_bytes;       /* fixed + tags x tag_bytes */
-    uint64_t min_tag_bytes;     /* one tag at the minimal sizes */
-    uint32_t tags;              /* tags planned for */
-    uint32_t tags_at_minimum;   /* tags the limit holds at the minimal sizes (UINT32_MAX: no limit) */
-    int reduced;                /* less than asked was granted */
-    int over;                   /* even the minimal sizes do not fit (-ENOSPC) */
+    uint32_t window, history; /* granted */
+    uint64_t tag_bytes;       /* one tag at the granted sizes */
+    uint64_t asked_tag_bytes; /* one tag at the asked sizes */
+    uint64_t total_bytes;     /* fixed + tags x tag_bytes */
+    uint64_t min_tag_bytes;   /* one tag at the minimal sizes */
+    uint32_t tags;            /* tags planned for */
+    uint32_t tags_at_minimum; /* tags the limit holds at the minimal sizes (UINT32_MAX: no limit) */
+    int reduced;              /* less than asked was granted */
+    int over;                 /* even the minimal sizes do not fit (-ENOSPC) */
 } budget_grant;
 
 /* What malloc takes for a request of n bytes (0 for 0). */

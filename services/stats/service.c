@@ -104,68 +104,6 @@ static int snapshot_hook(void *ctx, json_t *result, char *err, size_t err_len)
     return 0;
 }
 
-/* ------------------------------------------------------------ memory */
-
-static const char *plan_text(const stats_service *sv, const tagstore *s, char *buf, size_t len)
-{
-    return budget_describe(&s->request, &s->grant, sv->opt.memory_limit_name, buf, len);
-}
-
-static json_t *memory_status(const stats_service *sv)
-{
-    const tagstore *s = &sv->store;
-    const budget_grant *g = &s->grant;
-    char text[512];
-    return json_pack("{sI ss sI sI sI sI sI sI sI sI sI sI sI sI sb sb sI sI ss}", "limit_bytes",
-                     (json_int_t)s->request.limit_bytes, "limit_setting",
-                     sv->opt.memory_limit_name, "state_bytes",
-                     (json_int_t)tagstore_state_bytes(s), "planned_bytes",
-                     (json_int_t)g->total_bytes, "tags", (json_int_t)s->n_tags, "planned_tags",
-                     (json_int_t)g->tags, "window_asked", (json_int_t)s->request.window,
-                     "window_granted", (json_int_t)g->window, "history_asked",
-                     (json_int_t)s->request.history, "history_granted", (json_int_t)g->history,
-                     "tag_bytes", (json_int_t)g->tag_bytes, "asked_tag_bytes",
-                     (json_int_t)g->asked_tag_bytes, "min_tag_bytes", (json_int_t)g->min_tag_bytes,
-                     "tags_at_minimum",
-                     g->tags_at_minimum == UINT32_MAX ? (json_int_t)-1 : (json_int_t)g->tags_at_minimum,
-                     "reduced", g->reduced, "over_limit", g->over, "replans",
-                     (json_int_t)s->replans, "resize_failures", (json_int_t)s->resize_failures,
-                     "plan", plan_text(sv, s, text, sizeof text));
-}
-
-/* Logs the plan of s (the service's store, or the one a snapshot is read
- * into): as asked (info), reduced (warning: statistics over fewer values
- * than configured), over the limit (error). */
-static void log_plan(const stats_service *sv, const tagstore *s, const budget_grant *before,
-                     const char *why)
-{
-    const budget_grant *g = &s->grant;
-    char text[512];
-    plan_text(sv, s, text, sizeof text);
-    if (g->over)
-        log_error("stats memory over its limit (%s): %s; raise %s or add stats shards", why, text,
-                  sv->opt.memory_limit_name);
-    else if (g->reduced && (!before || g->window != before->window ||
-                            g->history != before->history || before->over))
-        log_warn("stats memory (%s): %s", why, text);
-    else if (!before || g->window != before->window || g->history != before->history ||
-             g->reduced != before->reduced)
-        log_info("stats memory (%s): %s", why, text);
-    else
-        log_debug("stats memory (%s): %u tags planned, sizes unchanged", why, g->tags);
-}
-
-static void on_plan(void *ctx, const tagstore *s, const budget_grant *before, const char *why)
-{
-    log_plan(ctx, s, before, why);
-}
-
-static uint32_t count_known_tags(void *ctx)
-{
-    stats_service *sv = ctx;
-    return ingest_count_catalog(&sv->in, &sv->store);
-}
-
 static void status_hook(void *ctx, json_t *o)
 {
     stats_service *sv = ctx;
@@ -187,7 +125,7 @@ static void status_hook(void *ctx, json_t *o)
     json_object_set_new(o, "window", json_integer(sv->store.grant.window));
     json_object_set_new(o, "history_capacity", json_integer(sv->store.grant.history));
     json_object_set_new(o, "history_s", json_integer(sv->opt.history_s));
-    json_object_set_new(o, "memory", memory_status(sv));
+    json_object_set_new(o, "memory", stats_memplan_status(sv));
     json_object_set_new(o, "snapshot_path", json_string(sv->snapshot_path));
     json_object_set_new(o, "snapshots", json_integer((json_int_t)sv->snapshots));
     json_object_set_new(o, "snapshot_failures", json_integer((json_int_t)sv->snapshot_failures));
@@ -332,9 +270,8 @@ static int setup(stats_service *sv, const stats_options *opt)
                                 : strerror(-rc));
         return -1;
     }
-    sv->store.hooks = (tagstore_hooks){
-        .ctx = sv, .count_known_tags = count_known_tags, .on_plan = on_plan};
-    log_plan(sv, &sv->store, NULL, opt->planned_tags ? "the configuration's tags of this shard"
+    sv->store.hooks = stats_memplan_hooks(sv);
+    stats_memplan_log(sv, &sv->store, NULL, opt->planned_tags ? "the configuration's tags of this shard"
                                          : "start; tags unknown until the catalog or the ring "
                                            "names them");
     char suffix[16] = "";
@@ -371,65 +308,6 @@ static void install_signals(void)
     sigaction(SIGHUP, &sa, NULL);
     sa.sa_handler = SIG_IGN;
     sigaction(SIGPIPE, &sa, NULL);
-}
-
-static void append_if(int changed, const char *name, char *buf, size_t len)
-{
-    size_t n = strlen(buf);
-    if (changed && n < len)
-        snprintf(buf + n, len - n, "%s%s", n ? ", " : "", name);
-}
-
-/* What a reload cannot change in a running process. */
-static void warn_restart_only(const stats_options *old, const stats_options *fresh)
-{
-    char what[256] = "";
-    append_if(strcmp(old->segment, fresh->segment) != 0, "segment", what, sizeof what);
-    append_if(strcmp(old->run_dir, fresh->run_dir) != 0, "run_dir", what, sizeof what);
-    append_if(strcmp(old->data_dir, fresh->data_dir) != 0, "data_dir", what, sizeof what);
-    append_if(old->shard_k != fresh->shard_k || old->shard_n != fresh->shard_n, "shard", what,
-              sizeof what);
-    append_if(old->max_tags != fresh->max_tags, "max tags", what, sizeof what);
-    append_if(old->max_request != fresh->max_request, "max request", what, sizeof what);
-    if (what[0])
-        log_warn("reload: %s take effect after a restart", what);
-}
-
-/* SIGHUP: reads the configuration and flags again and applies what a
- * running process can (see the top of this file). */
-static void reload(stats_service *sv)
-{
-    stats_options fresh;
-    /* Errors were printed (file, line, field; or the memory limit). */
-    if (stats_options_parse(&fresh, sv->opt.argc, sv->opt.argv) != 0) {
-        log_error("reload failed (above); the running settings stay");
-        return;
-    }
-    warn_restart_only(&sv->opt, &fresh);
-    tagstore *s = &sv->store;
-    int64_t history_ns = (int64_t)fresh.history_s * SEC;
-    int rc = tagstore_set_limits(s, fresh.window, fresh.history_capacity,
-                                 (uint64_t)fresh.memory_limit_mb << 20, history_ns);
-    if (rc == -ENOMEM)
-        log_error("reload: %llu tags kept their sizes for lack of memory",
-                  (unsigned long long)s->resize_failures);
-    s->p.deadband = fresh.deadband;
-    s->p.limits = (suggest_limits){.min_ms = fresh.min_interval_ms, .max_ms = fresh.max_interval_ms};
-    for (uint32_t i = 0; i < s->n_tags; i++)
-        tagstore_at(s, i)->roll.deadband = fresh.deadband;
-    sv->opt.window = fresh.window;
-    sv->opt.history_s = fresh.history_s;
-    sv->opt.history_capacity = fresh.history_capacity;
-    sv->opt.memory_limit_mb = fresh.memory_limit_mb;
-    sv->opt.memory_limit_name = fresh.memory_limit_name;
-    sv->opt.deadband = fresh.deadband;
-    sv->opt.min_interval_ms = fresh.min_interval_ms;
-    sv->opt.max_interval_ms = fresh.max_interval_ms;
-    sv->opt.snapshot_interval_s = fresh.snapshot_interval_s;
-    sv->opt.publish_interval_s = fresh.publish_interval_s;
-    stats_options_store_params(&sv->opt, &sv->params);
-    sv->params.planned_tags = s->grant.tags;
-    log_info("reloaded %s", sv->opt.config_path ? sv->opt.config_path : "the flags");
 }
 
 static void consume(stats_service *sv)
@@ -487,7 +365,7 @@ int stats_service_run(const stats_options *opt)
     while (!stop_requested) {
         if (reload_requested) {
             reload_requested = 0;
-            reload(sv);
+            stats_service_reload(sv);
             now = mono_ns();
             next_publish = now + (int64_t)sv->opt.publish_interval_s * SEC;
             next_snapshot = now + (int64_t)sv->opt.snapshot_interval_s * SEC;

@@ -104,11 +104,16 @@ static int start_service(probe *p)
     snprintf(window, sizeof window, "%u", p->cfg->window);
     snprintf(history, sizeof history, "%u", p->cfg->history);
     snprintf(limit, sizeof limit, "%u", p->cfg->memory_limit_mb);
-    char *argv[32] = {bin,         "--segment",   p->seg,           "--run-dir",
-                      p->run_dir,  "--data-dir",  p->data_dir,      "--snapshot-interval-s",
-                      "0",         "--publish-interval-s", "0",     "--history-s",
-                      "86400",     "--max-tags",  max_tags,         "--window",
-                      window,      "--history-capacity",   history, NULL};
+    char *argv[32] = {bin,         "--segment",
+                      p->seg,      "--run-dir",
+                      p->run_dir,  "--data-dir",
+                      p->data_dir, "--snapshot-interval-s",
+                      "0",         "--publish-interval-s",
+                      "0",         "--history-s",
+                      "86400",     "--max-tags",
+                      max_tags,    "--window",
+                      window,      "--history-capacity",
+                      history,     NULL};
     int argc = 19;
     if (p->cfg->memory_limit_mb) {
         argv[argc++] = "--memory-limit-mb";

@@ -428,10 +428,14 @@ static void test_names(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_chunk_model),      cmocka_unit_test(test_as_asked),
-        cmocka_unit_test(test_even_split),       cmocka_unit_test(test_minimal_sizes),
-        cmocka_unit_test(test_too_small),        cmocka_unit_test(test_sweep),
-        cmocka_unit_test(test_store_grows_plan), cmocka_unit_test(test_store_over_limit),
+        cmocka_unit_test(test_chunk_model),
+        cmocka_unit_test(test_as_asked),
+        cmocka_unit_test(test_even_split),
+        cmocka_unit_test(test_minimal_sizes),
+        cmocka_unit_test(test_too_small),
+        cmocka_unit_test(test_sweep),
+        cmocka_unit_test(test_store_grows_plan),
+        cmocka_unit_test(test_store_over_limit),
         cmocka_unit_test(test_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

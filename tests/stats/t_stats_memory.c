@@ -39,8 +39,9 @@ static int measure(int argc, char **argv)
         } else if (dst && i + 1 < argc) {
             *dst = (uint32_t)strtoul(argv[++i], NULL, 10);
         } else {
-            fprintf(stderr, "usage: %s --measure [--tags N] [--values V] [--window W] "
-                            "[--history H] [--limit MB] [--no-catalog]\n",
+            fprintf(stderr,
+                    "usage: %s --measure [--tags N] [--values V] [--window W] "
+                    "[--history H] [--limit MB] [--no-catalog]\n",
                     argv[0]);
             return 2;
         }
@@ -54,11 +55,10 @@ static int measure(int argc, char **argv)
            "\"records\":%llu,\"baseline_kb\":%ld,\"end_kb\":%ld,\"peak_kb\":%ld,"
            "\"bytes_per_tag\":%.0f,\"window_granted\":%lld,\"history_granted\":%lld,"
            "\"memory\":%s}\n",
-           c.tags, c.values, c.window, c.history, c.memory_limit_mb,
-           (unsigned long long)r.records, r.baseline_kb, r.end_kb, r.peak_kb,
-           (double)(r.end_kb - r.baseline_kb) * 1024.0 / c.tags,
-           (long long)json_integer_value(json_object_get(json_array_get(
-               json_object_get(r.tag0, "tags"), 0), "window")),
+           c.tags, c.values, c.window, c.history, c.memory_limit_mb, (unsigned long long)r.records,
+           r.baseline_kb, r.end_kb, r.peak_kb, (double)(r.end_kb - r.baseline_kb) * 1024.0 / c.tags,
+           (long long)json_integer_value(
+               json_object_get(json_array_get(json_object_get(r.tag0, "tags"), 0), "window")),
            (long long)json_integer_value(json_object_get(
                json_object_get(json_array_get(json_object_get(r.tag0, "tags"), 0), "history"),
                "capacity")),
@@ -91,11 +91,11 @@ static int measure(int argc, char **argv)
 #endif
 #endif
 #ifdef ASAN_BUILD
-#define ALLOWED_KB(limit_mb) ((long)(limit_mb) * 1024 * 9 / 4 + 3072)
+#define ALLOWED_KB(limit_mb) ((long)(limit_mb)*1024 * 9 / 4 + 3072)
 #define RSS_WITH_REPLANS 0
 #else
 #define RSS_WITH_REPLANS 1
-#define ALLOWED_KB(limit_mb) ((long)(limit_mb) * 1024 + 1536)
+#define ALLOWED_KB(limit_mb) ((long)(limit_mb)*1024 + 1536)
 #endif
 
 static json_int_t mem_int(json_t *status, const char *key)
