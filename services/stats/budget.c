@@ -135,10 +135,11 @@ const char *budget_describe(const budget_request *r, const budget_grant *g, cons
     char *p = buf + n;
     size_t left = len - (size_t)n;
     if (!r->limit_bytes)
-        snprintf(p, left, "%s is 0 (no limit): granted as asked for %u tags (%s)", limit_name,
-                 g->tags, human(g->total_bytes, b, sizeof b));
+        snprintf(p, left, "%s is 0 (no limit): granted as asked for %u tag%s (%s)", limit_name,
+                 g->tags, g->tags == 1 ? "" : "s", human(g->total_bytes, b, sizeof b));
     else if (!g->reduced)
-        snprintf(p, left, "%u tags need %s of the %s of %s: granted as asked", g->tags,
+        snprintf(p, left, "%u tag%s need%s %s of the %s of %s: granted as asked", g->tags,
+                 g->tags == 1 ? "" : "s", g->tags == 1 ? "s" : "",
                  human(g->total_bytes, b, sizeof b), human(r->limit_bytes, c, sizeof c),
                  limit_name);
     else if (!g->over)
