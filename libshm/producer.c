@@ -126,18 +126,6 @@ static bool take_slot_drop_oldest(shm_producer *p, uint64_t s)
     }
 }
 
-/* Under backpressure no reader looks at a slot between its acknowledgement
- * and its next commit, so the slot needs no BUSY stamp (one store less on a
- * line the consumer polls); a dead writer is found through its HOLDING
- * announcement instead. Only the length is reset, so an unset slot commits
- * as a pad. */
-static void take_slot_backpressure(shm_producer *p, uint64_t s)
-{
-    struct shm__slot *slot = shm__slot(p->seg, s);
-    shm__store_relaxed(&slot->owner, (uint16_t)p->index);
-    shm__store_relaxed(&slot->len, 0);
-}
-
 /* Claims under backpressure: never past the slowest group's tail. Returns
  * the number claimed and sets *first, or SHM_EFULL. */
 static int claim_backpressure(shm_producer *p, uint32_t n, uint64_t *first)
@@ -223,10 +211,14 @@ int shm_claim(shm_producer *p, uint32_t n, shm_slots *c)
     c->payload = seg->payload;
     c->owner = p;
     c->lapped = 0;
-    if (seg->policy == SHM_POLICY_BACKPRESSURE) {
-        for (uint32_t i = 0; i < c->count; i++)
-            take_slot_backpressure(p, first + i);
-    } else {
+    memset(c->set_bits, 0, ((c->count + 63) / 64) * sizeof(uint64_t));
+    /* Under backpressure no reader looks at a slot between its
+     * acknowledgement and its next commit, so the slots are not touched
+     * here: no BUSY stamp, no owner (a dead writer is found through its
+     * HOLDING announcement instead). Each slot's line is then written once,
+     * in one go, rather than before and after the payload — a consumer
+     * polling the first slot would pull the line away in between. */
+    if (seg->policy != SHM_POLICY_BACKPRESSURE) {
         memset(c->lapped_bits, 0, ((c->count + 63) / 64) * sizeof(uint64_t));
         for (uint32_t i = 0; i < c->count; i++) {
             if (!take_slot_drop_oldest(p, first + i)) {
@@ -261,6 +253,10 @@ int shm_slots_set_len(shm_slots *c, uint32_t i, uint32_t len)
                          c->payload);
     if (!slot_lapped(c, i))
         shm__store_relaxed(&shm__slot(c->owner->seg, c->first_seq + i)->len, len);
+    if (len)
+        c->set_bits[i / 64] |= (uint64_t)1 << (i % 64);
+    else
+        c->set_bits[i / 64] &= ~((uint64_t)1 << (i % 64));
     return 0;
 }
 
@@ -271,12 +267,20 @@ int shm_commit(shm_producer *p, shm_slots *c)
     shm_segment *seg = p->seg;
     uint32_t committed = 0, abandoned = 0;
     uint64_t bytes = 0;
-    for (uint32_t i = 0; i < c->count; i++) {
+    /* Highest slot first: a consumer waiting on the first slot of the claim
+     * then finds the whole claim committed and takes it as one batch,
+     * instead of chasing the commits slot by slot (each of its polls pulls
+     * the line the producer is about to stamp). */
+    for (uint32_t i = c->count; i-- > 0;) {
         if (slot_lapped(c, i))
             continue;
         uint64_t s = c->first_seq + i;
         struct shm__slot *slot = shm__slot(seg, s);
-        uint32_t len = shm__load_relaxed(&slot->len);
+        uint32_t len = 0;
+        if ((c->set_bits[i / 64] >> (i % 64)) & 1u)
+            len = shm__load_relaxed(&slot->len);
+        else
+            shm__store_relaxed(&slot->len, 0); /* never given a length: a pad */
         shm__store_relaxed(&slot->flags, (uint16_t)(len == 0 ? SHM__SLOT_PAD : 0));
         /* Release: payload, len and flags happen-before any consumer's
          * acquire load that reads DONE(s). */

@@ -230,6 +230,7 @@ typedef struct shm_slots {
     uint32_t lapped; /* slots lost to a lapping producer before we wrote them */
     uint32_t reserved;
     uint64_t lapped_bits[SHM_CLAIM_MAX / 64];
+    uint64_t set_bits[SHM_CLAIM_MAX / 64]; /* slots given a length */
 } shm_slots;
 
 /* Claims up to n slots (1..SHM_CLAIM_MAX) with one atomic operation. Returns

@@ -44,7 +44,8 @@ static int set_defaults(config *cfg)
                                 .history_capacity = 10000,
                                 .snapshot_interval_s = 60,
                                 .publish_interval_s = 5,
-                                .shards = 1};
+                                .shards = 1,
+                                .memory_limit_mb = 10};
     cfg->controller = (config_controller){.http = strdup("127.0.0.1:9108"),
                                           .pressure_low = 0.60,
                                           .pressure_moderate = 0.80,
@@ -171,18 +172,19 @@ static void read_writer(creader *r, yaml_node_t *node, config_writer *w)
 
 static void read_stats(creader *r, yaml_node_t *node, config_stats *s)
 {
-    static const char *const keys[] = {"window",    "history_s",           "history_capacity",
+    static const char *const keys[] = {"window",           "history_s",           "history_capacity",
                                        "snapshot_interval_s", "publish_interval_s", "shards",
-                                       NULL};
+                                       "memory_limit_mb",  NULL};
     size_t saved = cr_push_key(r, "stats");
     if (cr_expect_map(r, node, "the stats section") > 0) {
         cr_check_keys(r, node, keys);
         cr_u32(r, node, "window", 1, 10u << 20, &s->window);
         cr_u32(r, node, "history_s", 1, 30u * 86400, &s->history_s);
-        cr_u32(r, node, "history_capacity", 16, 100u << 20, &s->history_capacity);
+        cr_u32(r, node, "history_capacity", 64, 100u << 20, &s->history_capacity);
         cr_u32(r, node, "snapshot_interval_s", 1, 86400, &s->snapshot_interval_s);
         cr_u32(r, node, "publish_interval_s", 1, 86400, &s->publish_interval_s);
         cr_u32(r, node, "shards", 1, 16, &s->shards);
+        cr_u32(r, node, "memory_limit_mb", 0, 1u << 20, &s->memory_limit_mb);
     }
     cr_pop(r, saved);
 }

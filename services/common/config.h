@@ -62,6 +62,7 @@ typedef struct config_stats {
     uint32_t snapshot_interval_s; /* 60 */
     uint32_t publish_interval_s;  /* 5 */
     uint32_t shards;              /* 1 */
+    uint32_t memory_limit_mb;     /* 10: per stats process, for the per-tag state; 0 = none */
 } config_stats;
 
 typedef struct config_controller {

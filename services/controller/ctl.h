@@ -161,6 +161,8 @@ typedef struct monitor {
     mon_rate_sample rates[CTL_RATE_SAMPLES];
     uint32_t rate_head, rate_count;
     uint64_t last_reclaimed;  /* libshm's members_reclaimed after our last reclaim */
+    int psi_rc;               /* last result of reading psi_path (logged when it changes) */
+    bool psi_checked;         /* psi_rc is set */
     shm_record *peek_records; /* device sampling */
     uint8_t *peek_buf;
     size_t peek_cap;
@@ -188,8 +190,9 @@ typedef struct controller {
     char events_url[PATH_MAX + 16];
     char control_url[PATH_MAX + 16];
     char http_addr[CTL_ADDR_MAX];
-    int64_t started_ms;     /* monotonic */
-    int64_t started_wall_s; /* epoch */
+    char psi_path[PATH_MAX]; /* PSI file of the system source (main.c) */
+    int64_t started_ms;      /* monotonic */
+    int64_t started_wall_s;  /* epoch */
     ctl_counters counters;
     events *ev;
     nng_socket rep;
@@ -209,12 +212,10 @@ int64_t ctl_wall_ns(void); /* CLOCK_REALTIME */
 /* Derives settings from a loaded config. */
 void ctl_settings_from_config(const config *cfg, ctl_settings *out);
 
-/* The consumer groups a config implies: writer, stats, and export-pg /
- * export-mqtt when those exports are configured. Returns how many (<= max). */
-int ctl_groups_for_config(const config *cfg, const char **names, int max);
-
-/* Creates (or joins) every group the config implies so producers started
- * afterwards are seen by all of them. Returns 0 or a negative SHM_E code. */
+/* Creates every group the config implies (groups_ensure() in
+ * services/common: writer, stats, export-pg / export-mqtt when configured)
+ * so producers started afterwards are seen by all of them. Returns 0 or a
+ * negative SHM_E code. */
 int ctl_create_groups(controller *c, const config *cfg);
 
 /* Creates the run directory (0750) if missing and takes the controller's

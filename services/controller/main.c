@@ -36,7 +36,9 @@ static void usage(FILE *f)
             "and serves /metrics, /healthz and /api/... on controller.http.\n"
             "  --reset   replace the segment with a fresh one (refused while members live)\n"
             "  --force   with --reset: replace it even with live members\n"
-            "Signals: SIGHUP reloads FILE; SIGTERM/SIGINT stop.\n");
+            "Signals: SIGHUP reloads FILE; SIGTERM/SIGINT stop.\n"
+            "Environment: SHMBUS_MEMORY_PRESSURE_FILE names the PSI file of the system\n"
+            "pressure source (default /proc/pressure/memory; a cgroup's memory.pressure).\n");
 }
 
 /* SIGTERM, SIGINT and SIGHUP are blocked in every thread (the mask is set
@@ -180,6 +182,8 @@ int main(int argc, char **argv)
     c->started_wall_s = ctl_wall_ns() / 1000000000;
     snprintf(c->run_dir, sizeof c->run_dir, "%s", cfg->paths.run_dir);
     snprintf(c->http_addr, sizeof c->http_addr, "%s", cfg->controller.http);
+    const char *psi = getenv("SHMBUS_MEMORY_PRESSURE_FILE");
+    snprintf(c->psi_path, sizeof c->psi_path, "%s", psi && *psi ? psi : PROCMEM_PSI_DEFAULT);
     if (snprintf(c->events_url, sizeof c->events_url, "ipc://%s/%s.events", c->run_dir,
                  cfg->segment.name) >= (int)sizeof c->events_url ||
         snprintf(c->control_url, sizeof c->control_url, "ipc://%s/%s.control", c->run_dir,

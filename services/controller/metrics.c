@@ -343,6 +343,7 @@ typedef struct named_entry {
     char original[SHM_COUNTER_NAME_MAX + 1];
     int kind;
     uint64_t value;
+    double scale; /* to the base unit (seconds), 1 when none applies */
     uint32_t order;
 } named_entry;
 
@@ -369,6 +370,7 @@ static int collect(void *arg, const char *name, int kind, uint64_t value)
     if (prom_counter_name(name, kind == SHM_COUNTER, e->family, sizeof e->family, e->labels,
                           sizeof e->labels) < 0)
         return 0; /* cannot be named validly within the limits: left out */
+    e->scale = prom_base_unit(e->family, sizeof e->family);
     snprintf(e->original, sizeof e->original, "%.*s", (int)strcspn(name, "{"), name);
     e->kind = kind;
     e->value = value;
@@ -417,10 +419,12 @@ int metrics_render_named(const shm_segment *seg, const char *const *taken, strbu
                     dup = l.e[p].kind == e->kind && strcmp(l.e[p].labels, e->labels) == 0;
                 if (dup)
                     continue;
-                if (e->labels[0])
-                    strbuf_printf(out, "%s{%s} %" PRIu64 "\n", e->family, e->labels, e->value);
+                strbuf_printf(out, "%s%s%s%s ", e->family, e->labels[0] ? "{" : "", e->labels,
+                              e->labels[0] ? "}" : "");
+                if (e->scale != 1)
+                    strbuf_printf(out, "%.9g\n", (double)e->value * e->scale);
                 else
-                    sample_u64(out, e->family, e->value);
+                    strbuf_printf(out, "%" PRIu64 "\n", e->value);
             }
         }
         i = j;

@@ -18,6 +18,7 @@
 #include "events.h"
 #include "log.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,7 +60,7 @@ static void transition_locked(controller *c, const ctl_view *v, int from, int to
     const char *detail = strcmp(v->source, "ring") == 0     ? v->src.ring_group
                          : strcmp(v->source, "device") == 0 ? v->src.device_name
                          : strcmp(v->source, "member") == 0 ? v->src.member_name
-                                                            : "/proc/pressure/memory";
+                                                            : c->psi_path;
     const char *what = strcmp(v->source, "ring") == 0     ? "group "
                        : strcmp(v->source, "device") == 0 ? "device "
                                                           : "";
@@ -164,6 +165,35 @@ static void pick_source(ctl_view *v)
     }
 }
 
+/* The system source. Whether the PSI file can be used is logged when that
+ * changes (not every check): a kernel without PSI turns the source off
+ * quietly (info), a file that cannot be read or does not parse is a warning
+ * naming the file. */
+static void read_system_pressure(controller *c, ctl_view *v)
+{
+    monitor *m = &c->mon;
+    int rc = procmem_read_psi(c->psi_path, &v->src.system);
+    v->src.system_on = rc == 0;
+    if (m->psi_checked && rc == m->psi_rc)
+        return;
+    if (rc == 0 && m->psi_checked)
+        log_info("system memory pressure: %s is readable again; the system source is on",
+                 c->psi_path);
+    else if (rc == -ENOENT)
+        log_info("system memory pressure: %s does not exist (kernel without PSI?); the system "
+                 "source is off",
+                 c->psi_path);
+    else if (rc == -EACCES)
+        log_warn("system memory pressure: %s: permission denied; the system source is off",
+                 c->psi_path);
+    else if (rc != 0)
+        log_warn("system memory pressure: %s does not hold a PSI 'some avg10=' line with a "
+                 "percentage 0..100; the system source is off",
+                 c->psi_path);
+    m->psi_rc = rc;
+    m->psi_checked = true;
+}
+
 void monitor_tick(controller *c)
 {
     monitor *m = &c->mon;
@@ -187,7 +217,7 @@ void monitor_tick(controller *c)
     members_update(c, &set, now, v);
     gather_ring(c, v);
     devices_update(c, &set, v);
-    v->src.system_on = procmem_read_psi(&v->src.system) == 0;
+    read_system_pressure(c, v);
     pick_source(v);
     update_rates(m, v, now);
     v->tick_ms = now;

@@ -86,11 +86,11 @@ int procmem_parse_psi(const char *text, double *some_avg10)
     return -EINVAL;
 }
 
-int procmem_read_psi(double *some_avg10)
+int procmem_read_psi(const char *path, double *some_avg10)
 {
     char buf[512];
-    int rc = read_small("/proc/pressure/memory", buf, sizeof buf);
+    int rc = read_small(path, buf, sizeof buf);
     if (rc < 0)
-        return rc == -ENOENT ? -ENOENT : -EINVAL;
+        return rc == -ENOENT || rc == -EACCES ? rc : -EINVAL;
     return procmem_parse_psi(buf, some_avg10);
 }

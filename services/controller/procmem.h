@@ -1,8 +1,9 @@
 /*
  * procmem.h — memory figures from /proc: a process's resident memory
- * (/proc/<pid>/statm) and the system's memory pressure (/proc/pressure/memory,
- * Linux PSI). The parse functions take text so tests can feed them anything;
- * the read functions open the files. Nothing here keeps state.
+ * (/proc/<pid>/statm) and the system's memory pressure (/proc/pressure/memory
+ * or a cgroup's memory.pressure, Linux PSI). The parse functions take text so
+ * tests can feed them anything; the read functions open the files. Nothing
+ * here keeps state.
  */
 #ifndef SHMBUS_CTL_PROCMEM_H
 #define SHMBUS_CTL_PROCMEM_H
@@ -28,8 +29,11 @@ int procmem_read_rss(pid_t pid, procmem_rss *out);
  * Returns 0 or -EINVAL. */
 int procmem_parse_psi(const char *text, double *some_avg10);
 
-/* Reads /proc/pressure/memory. Returns 0, -ENOENT (kernel without PSI) or
- * -EINVAL. */
-int procmem_read_psi(double *some_avg10);
+#define PROCMEM_PSI_DEFAULT "/proc/pressure/memory"
+
+/* Reads a PSI memory file: /proc/pressure/memory, or a cgroup's
+ * memory.pressure (same format). Returns 0, -ENOENT (no such file: a kernel
+ * without PSI), -EACCES, or -EINVAL (the text does not parse). */
+int procmem_read_psi(const char *path, double *some_avg10);
 
 #endif

@@ -248,3 +248,26 @@ void prom_help_text(strbuf *b, const char *v)
         i += l ? l : 1;
     }
 }
+
+double prom_base_unit(char *family, size_t flen)
+{
+    static const struct {
+        const char *token;
+        double factor;
+    } units[] = {{"_nanoseconds", 1e-9}, {"_ns", 1e-9},  {"_microseconds", 1e-6},
+                 {"_us", 1e-6},          {"_milliseconds", 1e-3}, {"_ms", 1e-3}};
+    for (size_t u = 0; u < sizeof units / sizeof units[0]; u++) {
+        size_t tl = strlen(units[u].token);
+        for (char *p = strstr(family, units[u].token); p; p = strstr(p + 1, units[u].token)) {
+            if (p[tl] != '_' && p[tl] != '\0')
+                continue;
+            size_t head = (size_t)(p - family), tail = strlen(p + tl);
+            if (head + strlen("_seconds") + tail + 1 > flen)
+                return 1; /* no room: keep the name (still valid) */
+            memmove(p + strlen("_seconds"), p + tl, tail + 1);
+            memcpy(p, "_seconds", strlen("_seconds"));
+            return units[u].factor;
+        }
+    }
+    return 1;
+}

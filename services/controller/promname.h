@@ -27,6 +27,12 @@
 int prom_counter_name(const char *in, bool is_counter, char *family, size_t flen, char *labels,
                       size_t llen);
 
+/* Prometheus names carry base units: a time unit token in family (`_ns`,
+ * `_us`, `_ms` or their long forms, followed by `_` or the end) is rewritten
+ * as `_seconds` in place. Returns the factor that turns the counter's integer
+ * value into seconds, or 1 when the name is left as it was. */
+double prom_base_unit(char *family, size_t flen);
+
 /* Appends v escaped for a label value (backslash, double quote, newline;
  * invalid UTF-8 becomes ?). */
 void prom_label_value(strbuf *b, const char *v);

@@ -7,6 +7,7 @@
 #include "ctl.h"
 
 #include "events.h"
+#include "groups.h"
 #include "log.h"
 
 #include <errno.h>
@@ -57,44 +58,9 @@ void ctl_settings_from_config(const config *cfg, ctl_settings *out)
     }
 }
 
-int ctl_groups_for_config(const config *cfg, const char **names, int max)
-{
-    int n = 0;
-    if (n < max)
-        names[n++] = "writer";
-    if (n < max)
-        names[n++] = "stats";
-    if (cfg->postgres.enabled && n < max)
-        names[n++] = "export-pg";
-    if (cfg->mqtt.enabled && n < max)
-        names[n++] = "export-mqtt";
-    return n;
-}
-
 int ctl_create_groups(controller *c, const config *cfg)
 {
-    const char *names[8];
-    int n = ctl_groups_for_config(cfg, names, 8);
-    for (int i = 0; i < n; i++) {
-        shm_group_stats gs[SHM_MAX_GROUPS];
-        int ng = shm_group_stats_get(c->seg, gs, SHM_MAX_GROUPS);
-        bool exists = false;
-        for (int g = 0; g < ng && g < SHM_MAX_GROUPS; g++)
-            exists |= strcmp(gs[g].name, names[i]) == 0;
-        if (exists)
-            continue;
-        /* Joining creates the group at the newest record; leaving right away
-         * keeps the group (groups are never removed). */
-        shm_consumer *tmp;
-        int rc = shm_consumer_open(c->seg, names[i], "controller-setup", &tmp);
-        if (rc != 0) {
-            log_error("creating consumer group '%s': %s", names[i], shm_last_error());
-            return rc;
-        }
-        shm_consumer_close(&tmp);
-        log_info("created consumer group '%s'", names[i]);
-    }
-    return 0;
+    return groups_ensure(c->seg, cfg, "controller-setup");
 }
 
 /* mkdir -p with mode for each missing component. */

@@ -138,14 +138,14 @@ json_t *view_members(controller *c)
     return doc;
 }
 
-static const char *source_detail(const ctl_view *v)
+static const char *source_detail(const controller *c, const ctl_view *v)
 {
     if (strcmp(v->source, "device") == 0)
         return v->src.device_name;
     if (strcmp(v->source, "member") == 0)
         return v->src.member_name;
     if (strcmp(v->source, "system") == 0)
-        return "/proc/pressure/memory";
+        return c->psi_path;
     return v->src.ring_group;
 }
 
@@ -170,7 +170,7 @@ json_t *view_pressure(controller *c)
     put_str(doc, "level", pressure_level_name(v->level));
     put_real(doc, "value", ratio6(v->value));
     put_str(doc, "source", v->source[0] ? v->source : "ring");
-    put_str(doc, "detail", source_detail(v));
+    put_str(doc, "detail", source_detail(c, v));
     put_bool(doc, "paused", c->paused_by_operator || c->paused_by_pressure);
     put_bool(doc, "paused_by_operator", c->paused_by_operator);
     put_bool(doc, "paused_by_pressure", c->paused_by_pressure);

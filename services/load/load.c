@@ -14,6 +14,7 @@
 
 #include <math.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,12 +70,23 @@ int main(int argc, char **argv)
             rate = atof(v);
         } else if (strcmp(a, "--tags") == 0) {
             tags = (uint32_t)strtoul(v, NULL, 10);
-        } else if (strcmp(a, "--group") == 0 && ngroups < MAX_GROUPS) {
-            groups[ngroups++] = v;
-        } else if (strcmp(a, "--drain") == 0 && ndrains < MAX_GROUPS) {
-            drains[ndrains++] = v;
+        } else if (strcmp(a, "--group") == 0 || strcmp(a, "--drain") == 0) {
+            bool drain = a[2] == 'd';
+            int *n = drain ? &ndrains : &ngroups;
+            if (*n == MAX_GROUPS) {
+                fprintf(stderr, "shmbus-load: at most %d %s options\n", MAX_GROUPS, a);
+                return 2;
+            }
+            (drain ? drains : groups)[(*n)++] = v;
         } else if (strcmp(a, "--policy") == 0) {
-            policy = strcmp(v, "drop-oldest") == 0 ? SHM_POLICY_DROP_OLDEST : SHM_POLICY_BACKPRESSURE;
+            if (strcmp(v, "drop-oldest") == 0)
+                policy = SHM_POLICY_DROP_OLDEST;
+            else if (strcmp(v, "backpressure") == 0)
+                policy = SHM_POLICY_BACKPRESSURE;
+            else {
+                fprintf(stderr, "shmbus-load: --policy '%s': drop-oldest or backpressure\n", v);
+                return 2;
+            }
         } else {
             fprintf(stderr, "shmbus-load: unknown option '%s'\n", a);
             usage(stderr);
@@ -96,21 +108,24 @@ int main(int argc, char **argv)
         return 2;
     }
     shm_consumer *drain[MAX_GROUPS] = {0};
+    shm_producer *p = NULL;
     for (int g = 0; g < ngroups; g++) {
         shm_consumer *c;
-        if (shm_consumer_open(seg, groups[g], "load-setup", &c) == 0)
-            shm_consumer_close(&c);
+        if (shm_consumer_open(seg, groups[g], "load-setup", &c) != 0) {
+            fprintf(stderr, "shmbus-load: group '%s': %s\n", groups[g], shm_last_error());
+            goto refused;
+        }
+        shm_consumer_close(&c);
     }
     for (int g = 0; g < ndrains; g++) {
         if (shm_consumer_open(seg, drains[g], "load-drain", &drain[g]) != 0) {
             fprintf(stderr, "shmbus-load: %s\n", shm_last_error());
-            return 2;
+            goto refused;
         }
     }
-    shm_producer *p;
     if (shm_producer_open(seg, "shmbus-load", &p) != 0) {
         fprintf(stderr, "shmbus-load: %s\n", shm_last_error());
-        return 2;
+        goto refused;
     }
     int64_t t0 = now_ns(), end = t0 + (int64_t)(seconds * 1e9);
     uint64_t put = 0, full = 0, drained = 0;
@@ -175,4 +190,10 @@ int main(int argc, char **argv)
         shm_consumer_close(&drain[g]);
     shm_segment_close(&seg);
     return 0;
+
+refused:
+    for (int g = 0; g < ndrains; g++)
+        shm_consumer_close(&drain[g]);
+    shm_segment_close(&seg);
+    return 2;
 }

@@ -7,6 +7,7 @@
  */
 #include "config.h"
 #include "control.h"
+#include "groups.h"
 #include "log.h"
 #include "poller.h"
 
@@ -70,6 +71,12 @@ static int open_segment(const config *cfg, shm_segment **seg)
                   cfg->segment.name, info.slot_size, info.slot_payload, SHM_TAG_VALUE_MAX);
         shm_segment_close(seg);
         return SHM_EGEOMETRY;
+    }
+    /* Before anything is produced: a consumer group created later would
+     * miss the first records (the controller may start after us). */
+    if (groups_ensure(*seg, cfg, "poller-setup") != 0) {
+        shm_segment_close(seg);
+        return SHM_EGROUPS;
     }
     if (max_tag_id(cfg) > info.catalog_capacity) {
         log_error("segment %s: its catalog holds ids below %u; the configuration uses %u",

@@ -164,6 +164,19 @@ int ingest_poll(ingest *in, tagstore *s, int timeout_ms)
     return n;
 }
 
+uint32_t ingest_count_catalog(const ingest *in, const tagstore *s)
+{
+    if (!in->seg)
+        return 0;
+    uint32_t end = in->info.catalog_capacity < s->p.max_tags ? in->info.catalog_capacity
+                                                              : s->p.max_tags;
+    uint32_t n = 0;
+    uint8_t buf[SHM_CATALOG_ENTRY_MAX];
+    for (uint32_t id = 0; id < end; id++)
+        n += tagstore_owns(s, id) && shm_catalog_get(in->seg, id, buf, sizeof buf) > 0;
+    return n;
+}
+
 int ingest_segment_replaced(const ingest *in)
 {
     shm_segment *probe = NULL;

@@ -57,6 +57,10 @@ int ingest_poll(ingest *in, tagstore *s, int timeout_ms);
  * catalog has no (valid) entry for it yet. */
 int ingest_name_tag(ingest *in, tagstore *s, tag_state *t);
 
+/* Catalog entries (tags the poller announced) below the store's max_tags
+ * that belong to its shard; 0 when not attached. */
+uint32_t ingest_count_catalog(const ingest *in, const tagstore *s);
+
 /* 1 when the segment under our name is not the one we are attached to. */
 int ingest_segment_replaced(const ingest *in);
 

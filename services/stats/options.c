@@ -32,6 +32,8 @@ void stats_options_usage(FILE *f)
                "  --step-tag NAME          interpolate NAME as a step (state tag); repeatable\n"
                "  --max-tags N             tag ids below N (default: catalog capacity)\n"
                "  --max-request BYTES      largest request answered (default 65536)\n"
+               "  --memory-limit-mb MB     bytes for the per-tag state (default 10; 0: none);\n"
+               "                           window and history shrink to fit it\n"
                "Flags override the configuration file.\n");
 }
 
@@ -104,16 +106,17 @@ static int apply_config(stats_options *o, const config *cfg, uint32_t *config_sh
     o->history_capacity = cfg->stats.history_capacity;
     o->snapshot_interval_s = cfg->stats.snapshot_interval_s;
     o->publish_interval_s = cfg->stats.publish_interval_s;
+    o->memory_limit_mb = cfg->stats.memory_limit_mb;
     *config_shards = cfg->stats.shards;
     return 0;
 }
 
-static int load_config(stats_options *o, const char *path, uint32_t *config_shards)
+/* Loads the file (or the defaults) into *cfg and takes its settings; the
+ * caller frees *cfg (its tags are counted once the shard is known). */
+static int load_config(stats_options *o, const char *path, config **cfg, uint32_t *config_shards)
 {
     char err[4096] = "";
-    config *cfg = NULL;
-    int rc =
-        path ? config_load(path, &cfg, err, sizeof err) : config_defaults(&cfg, err, sizeof err);
+    int rc = path ? config_load(path, cfg, err, sizeof err) : config_defaults(cfg, err, sizeof err);
     if (rc) {
         fprintf(stderr, "shmbus-stats: cannot load %s: %s\n", path ? path : "default settings",
                 strerror(-rc));
@@ -121,9 +124,62 @@ static int load_config(stats_options *o, const char *path, uint32_t *config_shar
             fprintf(stderr, "%s%s", err, err[strlen(err) - 1] == '\n' ? "" : "\n");
         return -1;
     }
-    rc = apply_config(o, cfg, config_shards);
-    config_free(&cfg);
-    return rc;
+    return apply_config(o, *cfg, config_shards);
+}
+
+/* The configured tags this process will keep: ids below max_tags that hash
+ * to its shard. */
+static uint32_t count_planned_tags(const stats_options *o, const config *cfg)
+{
+    uint32_t n = 0;
+    for (size_t d = 0; d < cfg->n_devices; d++) {
+        const config_device *dev = &cfg->devices[d];
+        for (size_t i = 0; i < dev->n_tags; i++) {
+            uint32_t id = dev->tags[i].id;
+            n += id < o->max_tags &&
+                 (o->shard_n == 1 || tagstore_shard_of(id, o->shard_n) == o->shard_k);
+        }
+    }
+    return n;
+}
+
+void stats_options_store_params(const stats_options *o, store_params *p)
+{
+    *p = (store_params){
+        .window = o->window,
+        .history_ns = (int64_t)o->history_s * 1000000000LL,
+        .history_capacity = o->history_capacity,
+        .memory_limit = (uint64_t)o->memory_limit_mb << 20,
+        .planned_tags = o->planned_tags,
+        .deadband = o->deadband,
+        .limits = {.min_ms = o->min_interval_ms, .max_ms = o->max_interval_ms},
+        .shard_k = o->shard_k,
+        .shard_n = o->shard_n,
+        .max_tags = o->max_tags,
+        .step_tags = o->step_tags,
+        .n_step_tags = o->n_step_tags,
+    };
+}
+
+/* The limit must hold the store's tables and the configured tags at the
+ * minimal window and history; a bigger plant needs a bigger limit or shards. */
+static int check_memory_limit(const stats_options *o)
+{
+    store_params p;
+    stats_options_store_params(o, &p);
+    budget_request req;
+    budget_grant g;
+    if (tagstore_plan(&p, &req, &g) != -ENOSPC)
+        return 0;
+    char why[512];
+    budget_describe(&req, &g, o->memory_limit_name, why, sizeof why);
+    int from_file = o->config_path && strcmp(o->memory_limit_name, "stats.memory_limit_mb") == 0;
+    fprintf(stderr,
+            "shmbus-stats: %s%s%s: %s; set %s to %llu or more, or split the tags over more "
+            "stats shards (stats.shards)\n",
+            from_file ? o->config_path : "", from_file ? ": " : "", o->memory_limit_name, why,
+            o->memory_limit_name, (unsigned long long)((g.total_bytes + (1u << 20) - 1) >> 20));
+    return -1;
 }
 
 enum {
@@ -143,6 +199,7 @@ enum {
     OPT_STEP_TAG,
     OPT_MAX_TAGS,
     OPT_MAX_REQUEST,
+    OPT_MEMORY_LIMIT,
     OPT_HELP,
 };
 
@@ -163,6 +220,7 @@ static const struct option long_opts[] = {
     {"step-tag", required_argument, NULL, OPT_STEP_TAG},
     {"max-tags", required_argument, NULL, OPT_MAX_TAGS},
     {"max-request", required_argument, NULL, OPT_MAX_REQUEST},
+    {"memory-limit-mb", required_argument, NULL, OPT_MEMORY_LIMIT},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -170,6 +228,8 @@ static const struct option long_opts[] = {
 int stats_options_parse(stats_options *o, int argc, char **argv)
 {
     memset(o, 0, sizeof *o);
+    o->argc = argc;
+    o->argv = argv;
     o->shard_n = 1;
     o->deadband = 0;
     o->min_interval_ms = 100;
@@ -189,8 +249,12 @@ int stats_options_parse(stats_options *o, int argc, char **argv)
             o->config_path = optarg;
     }
     uint32_t config_shards = 1;
-    if (load_config(o, o->config_path, &config_shards))
+    config *cfg = NULL;
+    o->memory_limit_name = "stats.memory_limit_mb";
+    if (load_config(o, o->config_path, &cfg, &config_shards)) {
+        config_free(&cfg);
         return -1;
+    }
 
     opterr = 1;
     optind = 1;
@@ -254,21 +318,25 @@ int stats_options_parse(stats_options *o, int argc, char **argv)
         case OPT_MAX_REQUEST:
             rc = parse_u32("--max-request", optarg, 64, 1u << 20, &o->max_request);
             break;
+        case OPT_MEMORY_LIMIT:
+            rc = parse_u32("--memory-limit-mb", optarg, 0, 1u << 20, &o->memory_limit_mb);
+            o->memory_limit_name = "--memory-limit-mb";
+            break;
         default:
             rc = -1; /* getopt printed the reason */
             break;
         }
     }
     if (rc)
-        return -1;
+        goto fail;
     if (optind < argc) {
         fprintf(stderr, "shmbus-stats: unexpected argument '%s'\n", argv[optind]);
-        return -1;
+        goto fail;
     }
     if (o->max_interval_ms < o->min_interval_ms) {
         fprintf(stderr, "shmbus-stats: --max-interval-ms (%g) is below --min-interval-ms (%g)\n",
                 o->max_interval_ms, o->min_interval_ms);
-        return -1;
+        goto fail;
     }
     if (config_shards > 1 && !shard_given) {
         fprintf(stderr,
@@ -276,12 +344,17 @@ int stats_options_parse(stats_options *o, int argc, char **argv)
                 "--shard K/%u\n",
                 config_shards, o->config_path ? o->config_path : "the configuration",
                 config_shards);
-        return -1;
+        goto fail;
     }
     if (shard_given && config_shards > 1 && o->shard_n != config_shards) {
         fprintf(stderr, "shmbus-stats: --shard %u/%u disagrees with stats.shards = %u\n",
                 o->shard_k, o->shard_n, config_shards);
-        return -1;
+        goto fail;
     }
-    return 0;
+    o->planned_tags = count_planned_tags(o, cfg);
+    config_free(&cfg);
+    return check_memory_limit(o);
+fail:
+    config_free(&cfg);
+    return -1;
 }

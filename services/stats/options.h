@@ -5,6 +5,8 @@
 #ifndef SHMBUS_STATS_OPTIONS_H
 #define SHMBUS_STATS_OPTIONS_H
 
+#include "tagstore.h"
+
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -27,14 +29,23 @@ typedef struct stats_options {
     double max_interval_ms;                     /* --max-interval-ms; 60000 */
     uint32_t max_tags;                          /* --max-tags; tag ids below it; 65536 */
     uint32_t max_request;                       /* --max-request; bytes; 65536 */
+    uint32_t memory_limit_mb;                   /* --memory-limit-mb; per-tag state; 10; 0 = none */
+    const char *memory_limit_name;              /* where memory_limit_mb came from, for messages */
+    uint32_t planned_tags;                      /* the configuration's tags owned by this shard */
+    int argc;                                   /* the command line, parsed again on SIGHUP */
+    char **argv;
     const char *step_tags[STATS_MAX_STEP_TAGS]; /* --step-tag NAME (repeatable) */
     size_t n_step_tags;
 } stats_options;
 
 /* Fills defaults, then the configuration file (when --config is given), then
  * the flags. Returns 0; 1 after printing usage for --help; -1 after printing
- * what was wrong (naming the flag or the file, line and field). */
+ * what was wrong (naming the flag or the file, line and field, or the
+ * memory limit that cannot hold the configured tags). */
 int stats_options_parse(stats_options *o, int argc, char **argv);
+
+/* The tag store's parameters these options ask for. */
+void stats_options_store_params(const stats_options *o, store_params *p);
 
 void stats_options_usage(FILE *f);
 

@@ -2,12 +2,13 @@
  * rolling.h — statistics over the last N values of one tag, O(1) amortized
  * per value.
  *
- * Keeps the values (and their timestamps) in a ring; min and max by the van
- * Herk / Gil-Werman block method (the window is the tail of the previous
- * block of N values plus the head of the current one: suffix extremes of
- * the previous block, computed in one pass when it closes, and running
- * extremes of the current block; branch-free, 2 compares per value plus one
- * pass per N values); mean and variance as compensated sums of deviations
+ * Keeps the values (and their timestamps) in a ring of exactly N slots; min
+ * and max by the van Herk / Gil-Werman block method (the window is the
+ * tail of the previous block of N values plus the head of the current one:
+ * suffix extremes of the previous block, computed in one pass when it
+ * closes and kept at every 8th position, and running extremes of the
+ * current block; branch-free, 2 compares per value plus one pass per N
+ * values, and at most 7 values scanned per query); mean and variance as compensated sums of deviations
  * from a shift K:
  *     S1 = sum(x - K),  S2 = sum((x - K)^2)
  * An eviction subtracts exactly the terms its addition added (same K, same
@@ -31,33 +32,43 @@
 #include "compsum.h"
 #include "statpoint.h"
 
+#include <stddef.h>
 #include <stdint.h>
+
+/* Suffix extremes of the closed block are kept at every STRIDE-th position
+ * only; a query finishes them with at most STRIDE - 1 values of the ring.
+ * That costs 2 x 8 / STRIDE bytes per value instead of 16. */
+#define ROLLING_SUFFIX_STRIDE 8
 
 typedef struct rolling_window {
     uint32_t window; /* N: values kept */
     uint32_t count;  /* values now in the window (<= window) */
-    uint64_t mask;   /* ring capacity - 1 (capacity: power of two >= window) */
-    uint64_t next;   /* absolute index of the next value (values ever added) */
+    uint32_t pos;    /* slot of the next value: next mod N (the ring holds exactly N) */
+    uint32_t head_len;
+    uint64_t next; /* absolute index of the next value (values ever added) */
+    /* One allocation (rolling_state_bytes): values and times of the ring,
+     * the strided suffix extremes, one change bit per slot. */
     double *values;
     int64_t *times;
-    uint8_t *changed; /* 1 when the value differed from its predecessor by > deadband */
     /* Min and max: values arrive in blocks of N (by absolute index); the
      * window is the tail of the previous block plus the head of the current
-     * one. suf_min[i]/suf_max[i]: extremes of the previous block from its
-     * position i on (+-inf before the first block closes); pre_min/pre_max:
-     * extremes of the current block's head_len values. */
+     * one (head_len values). suf_min[j]/suf_max[j]: extremes of the
+     * previous block from its position j * STRIDE on; pre_min/pre_max:
+     * extremes of the current block's head. As the ring holds exactly N
+     * values, position p of either block lives in the same slot, so the
+     * previous block's positions from head_len on are still in the ring. */
     double *suf_min, *suf_max;
+    uint64_t *changed; /* bit set when the value differed from its predecessor by > deadband */
     double pre_min, pre_max;
-    uint32_t head_len;
     double shift; /* K */
     compsum s1, s2;
     double max_sq;            /* largest (x - K)^2 added since the last recentering */
     uint64_t since_recenter;  /* additions since K last moved */
-    uint32_t changed_in_ring; /* sum of changed[] over the window */
-    double deadband;          /* a change is |x - previous| > deadband */
-    double previous;          /* last value added, even if evicted since */
-    int has_previous;
-    uint64_t added_base; /* values accepted before a restore (see rolling_restore_counts) */
+    uint32_t changed_in_ring; /* set bits of changed[] over the window */
+    uint32_t has_previous;
+    double deadband; /* a change is |x - previous| > deadband */
+    double previous; /* last value added, even if evicted since */
+    uint64_t added_base; /* values accepted before a restore or resize */
     uint64_t excluded_nonfinite;
     uint64_t excluded_quality;
     uint64_t recenters;
@@ -78,6 +89,16 @@ typedef struct rolling_stats {
  * change for the change count. Returns 0, -EINVAL or -ENOMEM. */
 int rolling_init(rolling_window *w, uint32_t window, double deadband);
 void rolling_free(rolling_window *w);
+
+/* Bytes of the one allocation behind a window of `window` values:
+ * 16 per value (value, time), 2 x 8 per ROLLING_SUFFIX_STRIDE values, one
+ * bit per value. */
+size_t rolling_state_bytes(uint32_t window);
+
+/* Gives the window room for `window` values (1..2^26), keeping the newest
+ * of those it holds; the statistics are then those of the kept values and
+ * the counters go on. Returns 0, -EINVAL or -ENOMEM (w unchanged). */
+int rolling_resize(rolling_window *w, uint32_t window);
 
 /* Adds a value observed at t_ns. Returns 1 when it entered the window, 0
  * when it was excluded as NaN/inf (and counted). */

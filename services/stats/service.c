@@ -12,6 +12,11 @@
  *     snapshot.
  * SIGTERM/SIGINT: requests still queued get an error saying the service is
  * stopping, a last snapshot is written, the member leaves the group.
+ * SIGHUP: the configuration file and flags are read again; window, history,
+ * memory limit, deadband, interval bounds and the snapshot and publish
+ * periods apply at once (every tag resized to the new plan), the rest after
+ * a restart. The memory plan (asked, granted, why) is logged at start, on
+ * reload and whenever more tags appear than planned (tagstore.h).
  */
 #include "service.h"
 
@@ -31,12 +36,18 @@
 #define REQUESTS_PER_TURN 64
 #define SEC 1000000000LL
 
-static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t stop_requested, reload_requested;
 
 static void on_stop(int sig)
 {
     (void)sig;
     stop_requested = 1;
+}
+
+static void on_hup(int sig)
+{
+    (void)sig;
+    reload_requested = 1;
 }
 
 static int64_t mono_ns(void)
@@ -111,8 +122,10 @@ static void status_hook(void *ctx, json_t *o)
     json_object_set_new(o, "dropped_no_memory", json_integer((json_int_t)sv->in.dropped_nomem));
     json_object_set_new(o, "bad_tag_ids", json_integer((json_int_t)sv->store.bad_id));
     json_object_set_new(o, "next_seq", json_integer((json_int_t)sv->in.next_seq));
-    json_object_set_new(o, "window", json_integer(sv->opt.window));
+    json_object_set_new(o, "window", json_integer(sv->store.grant.window));
+    json_object_set_new(o, "history_capacity", json_integer(sv->store.grant.history));
     json_object_set_new(o, "history_s", json_integer(sv->opt.history_s));
+    json_object_set_new(o, "memory", stats_memplan_status(sv));
     json_object_set_new(o, "snapshot_path", json_string(sv->snapshot_path));
     json_object_set_new(o, "snapshots", json_integer((json_int_t)sv->snapshots));
     json_object_set_new(o, "snapshot_failures", json_integer((json_int_t)sv->snapshot_failures));
@@ -129,6 +142,7 @@ static void restore(stats_service *sv)
         log_error("restore: out of memory");
         return;
     }
+    loaded.hooks = sv->store.hooks;
     snapshot_identity found;
     char err[512] = "";
     int rc = snapshot_read(sv->snapshot_path, &loaded, &sv->ident, &found, err, sizeof err);
@@ -196,6 +210,12 @@ static void try_attach(stats_service *sv, int *waiting_logged)
                  "(--max-tags / segment.catalog_capacity)",
                  info->catalog_capacity, sv->params.max_tags);
     name_all_tags(sv);
+    uint32_t known = ingest_count_catalog(&sv->in, &sv->store);
+    if (known > sv->store.grant.tags) {
+        char why[96];
+        snprintf(why, sizeof why, "the catalog names %u tags of this shard", known);
+        tagstore_plan_for(&sv->store, known, why);
+    }
     ingest_update_counters(&sv->in, &sv->store);
     log_info("attached to segment %s as %s of group %s", sv->opt.segment, sv->in.member,
              sv->in.group);
@@ -238,23 +258,22 @@ static int setup(stats_service *sv, const stats_options *opt)
 {
     sv->opt = *opt;
     sv->started_mono_ns = mono_ns();
-    sv->params = (store_params){
-        .window = opt->window,
-        .history_ns = (int64_t)opt->history_s * SEC,
-        .history_capacity = opt->history_capacity,
-        .deadband = opt->deadband,
-        .limits = {.min_ms = opt->min_interval_ms, .max_ms = opt->max_interval_ms},
-        .shard_k = opt->shard_k,
-        .shard_n = opt->shard_n,
-        .max_tags = opt->max_tags,
-        .step_tags = opt->step_tags,
-        .n_step_tags = opt->n_step_tags,
-    };
-    if (tagstore_init(&sv->store, &sv->params) != 0) {
-        log_error("cannot keep %u tags (window %u, history capacity %u): invalid or out of memory",
-                  opt->max_tags, opt->window, opt->history_capacity);
+    stats_options_store_params(&sv->opt, &sv->params);
+    sv->params.step_tags = sv->opt.step_tags; /* the copy in sv, which lives as long */
+    int rc = tagstore_init(&sv->store, &sv->params);
+    if (rc != 0) {
+        char text[512];
+        log_error("cannot keep %u tags (window %u, history capacity %u): %s", opt->max_tags,
+                  opt->window, opt->history_capacity,
+                  rc == -ENOSPC ? budget_describe(&sv->store.request, &sv->store.grant,
+                                                  opt->memory_limit_name, text, sizeof text)
+                                : strerror(-rc));
         return -1;
     }
+    sv->store.hooks = stats_memplan_hooks(sv);
+    stats_memplan_log(sv, &sv->store, NULL, opt->planned_tags ? "the configuration's tags of this shard"
+                                         : "start; tags unknown until the catalog or the ring "
+                                           "names them");
     char suffix[16] = "";
     if (opt->shard_n > 1)
         snprintf(suffix, sizeof suffix, "-%u", opt->shard_k);
@@ -285,6 +304,8 @@ static void install_signals(void)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sa.sa_handler = on_hup;
+    sigaction(SIGHUP, &sa, NULL);
     sa.sa_handler = SIG_IGN;
     sigaction(SIGPIPE, &sa, NULL);
 }
@@ -339,9 +360,16 @@ int stats_service_run(const stats_options *opt)
     int waiting_logged = 0;
     int64_t now = mono_ns();
     int64_t next_second = now, next_check = now + 5 * SEC;
-    int64_t next_publish = now + (int64_t)opt->publish_interval_s * SEC;
-    int64_t next_snapshot = now + (int64_t)opt->snapshot_interval_s * SEC;
+    int64_t next_publish = now + (int64_t)sv->opt.publish_interval_s * SEC;
+    int64_t next_snapshot = now + (int64_t)sv->opt.snapshot_interval_s * SEC;
     while (!stop_requested) {
+        if (reload_requested) {
+            reload_requested = 0;
+            stats_service_reload(sv);
+            now = mono_ns();
+            next_publish = now + (int64_t)sv->opt.publish_interval_s * SEC;
+            next_snapshot = now + (int64_t)sv->opt.snapshot_interval_s * SEC;
+        }
         if (sv->attached) {
             consume(sv);
             serve_requests(sv, 0);
@@ -367,12 +395,12 @@ int stats_service_run(const stats_options *opt)
                 name_all_tags(sv);
             }
         }
-        if (opt->publish_interval_s && now >= next_publish) {
-            next_publish = now + (int64_t)opt->publish_interval_s * SEC;
+        if (sv->opt.publish_interval_s && now >= next_publish) {
+            next_publish = now + (int64_t)sv->opt.publish_interval_s * SEC;
             stats_service_publish_summary(sv);
         }
-        if (opt->snapshot_interval_s && now >= next_snapshot) {
-            next_snapshot = now + (int64_t)opt->snapshot_interval_s * SEC;
+        if (sv->opt.snapshot_interval_s && now >= next_snapshot) {
+            next_snapshot = now + (int64_t)sv->opt.snapshot_interval_s * SEC;
             stats_service_snapshot(sv, "periodic", err, sizeof err, NULL);
         }
     }

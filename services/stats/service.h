@@ -43,4 +43,19 @@ int stats_service_snapshot(stats_service *sv, const char *why, char *err, size_t
 /* Publishes the periodic summary on the PUB socket; returns messages sent. */
 int stats_service_publish_summary(stats_service *sv);
 
+/* SIGHUP (reload.c): reads the configuration and flags again and applies
+ * what a running process can; errors are logged, the running settings stay. */
+void stats_service_reload(stats_service *sv);
+
+/* The memory plan (memplan.c). The store's hooks for sv: the catalog's
+ * count of this shard's tags, and a log line at every plan change. */
+tagstore_hooks stats_memplan_hooks(stats_service *sv);
+/* Logs the plan of s (the service's store, or one a snapshot is read into):
+ * info when granted as asked, a warning when reduced, an error when over
+ * the limit; before is the previous grant (NULL at start). */
+void stats_memplan_log(const stats_service *sv, const tagstore *s, const budget_grant *before,
+                       const char *why);
+/* The status reply's "memory" object. */
+json_t *stats_memplan_status(const stats_service *sv);
+
 #endif

@@ -339,7 +339,7 @@ static int read_tag(reader *r, tagstore *s, char *err, size_t err_len)
     else
         t->mode = mode;
     /* If the window shrank, the newest values are the ones to keep. */
-    uint32_t skip = n > s->p.window ? n - s->p.window : 0;
+    uint32_t skip = n > t->roll.window ? n - t->roll.window : 0;
     for (uint32_t i = 0; i < n; i++) {
         stat_point p;
         if (!r_point(r, &p)) {
@@ -474,6 +474,10 @@ int snapshot_read(const char *path, tagstore *into, const snapshot_identity *exp
         goto out_unmap;
     }
     reader r = {.p = map + SNAPSHOT_HEADER_LEN, .len = body_len};
+    /* Plan for the saved tags at once rather than growing tag by tag. */
+    char why[64];
+    snprintf(why, sizeof why, "the snapshot holds %u tags", found->tags);
+    tagstore_plan_for(into, found->tags, why); /* nothing to resize yet */
     for (uint32_t i = 0; i < found->tags; i++) {
         rc = read_tag(&r, into, err, err_len);
         if (rc)

@@ -10,14 +10,24 @@
 #include <stdlib.h>
 #include <string.h>
 
+size_t timebuf_state_bytes(uint32_t capacity)
+{
+    return (size_t)capacity * sizeof(stat_point);
+}
+
+static int capacity_ok(uint32_t capacity, uint32_t bucket)
+{
+    return capacity >= TIMEBUF_MIN_CAPACITY && bucket >= 5 && capacity / 4 >= bucket;
+}
+
 int timebuf_init(timebuf *tb, uint32_t capacity, int64_t horizon_ns, uint32_t bucket)
 {
     memset(tb, 0, sizeof *tb);
     if (bucket == 0)
         bucket = TIMEBUF_DEFAULT_BUCKET;
-    if (capacity < TIMEBUF_MIN_CAPACITY || bucket < 5 || capacity / 4 < bucket || horizon_ns <= 0)
+    if (!capacity_ok(capacity, bucket) || horizon_ns <= 0)
         return -EINVAL;
-    tb->pts = malloc((size_t)capacity * sizeof *tb->pts);
+    tb->pts = malloc(timebuf_state_bytes(capacity));
     if (!tb->pts)
         return -ENOMEM;
     tb->capacity = capacity;
@@ -101,6 +111,29 @@ void timebuf_compact(timebuf *tb)
     tb->compacted_until_ns = tb->pts[kept - 1].t_ns;
     tb->compactions++;
     tb->downsampled_away += older - kept;
+}
+
+int timebuf_resize(timebuf *tb, uint32_t capacity)
+{
+    if (!capacity_ok(capacity, tb->bucket))
+        return -EINVAL;
+    if (capacity == tb->capacity)
+        return 0;
+    stat_point *pts = malloc(timebuf_state_bytes(capacity));
+    if (!pts)
+        return -ENOMEM;
+    /* Terminates: count > capacity >= 4 * bucket, so the older half holds
+     * at least 2 full buckets, and a full bucket (>= 5 points) keeps at
+     * most 4 of them. */
+    while (tb->count > capacity)
+        timebuf_compact(tb);
+    for (uint32_t i = 0; i < tb->count; i++)
+        pts[i] = timebuf_at(tb, i);
+    free(tb->pts);
+    tb->pts = pts;
+    tb->capacity = capacity;
+    tb->head = 0;
+    return 0;
 }
 
 uint32_t timebuf_purge(timebuf *tb, int64_t cutoff_ns)

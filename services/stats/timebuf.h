@@ -21,6 +21,7 @@
 
 #include "statpoint.h"
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define TIMEBUF_MIN_CAPACITY 64
@@ -49,6 +50,15 @@ typedef struct timebuf {
  * bucket 0 = TIMEBUF_DEFAULT_BUCKET. Returns 0, -EINVAL, -ENOMEM. */
 int timebuf_init(timebuf *tb, uint32_t capacity, int64_t horizon_ns, uint32_t bucket);
 void timebuf_free(timebuf *tb);
+
+/* Bytes of the points array of a buffer of `capacity` points. */
+size_t timebuf_state_bytes(uint32_t capacity);
+
+/* Gives the buffer room for `capacity` points (same bounds as
+ * timebuf_init). Shrinking below the points held downsamples the older
+ * half until they fit (as at capacity), so extremes survive. Returns 0,
+ * -EINVAL or -ENOMEM (tb unchanged). */
+int timebuf_resize(timebuf *tb, uint32_t capacity);
 
 /* Stores a point (v must be finite); returns an enum timebuf_insert_result. */
 int timebuf_insert(timebuf *tb, int64_t t_ns, double v);

@@ -66,7 +66,7 @@ int chunk_block_header_parse(const uint8_t *h, size_t avail, chunk_block_info *o
 
 int chunk_block_check(const uint8_t *buf, size_t avail, chunk_block_info *out)
 {
-    chunk_block_info i;
+    chunk_block_info i = {0};
     int rc = chunk_block_header_parse(buf, avail, &i);
     if (rc < 0)
         return rc;

@@ -566,7 +566,7 @@ int chunk_builder_encode_groups(chunk_builder *b, chunk_emit_fn emit, void *ctx)
             b->tmp = t;
             b->tmp_cap = bound;
         }
-        size_t len;
+        size_t len = 0;
         chunk_block_info info;
         rc = encode_block(b, s, 1, b->tmp, b->tmp_cap, &len, &info);
         if (rc < 0)

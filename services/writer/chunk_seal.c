@@ -278,7 +278,7 @@ static int seal_in_place(chunk_seal_ctx *ctx, int fd, const uint8_t *file, const
 
 int chunk_seal(int dirfd, const char *name, unsigned flags, chunk_seal_report *rep)
 {
-    chunk_seal_ctx *ctx;
+    chunk_seal_ctx *ctx = NULL;
     int err = chunk_seal_ctx_new(&ctx);
     if (err == 0)
         err = chunk_seal_with(ctx, dirfd, name, flags, rep);

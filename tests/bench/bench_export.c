@@ -374,7 +374,9 @@ static int timed_export(const char *target, const char *group, const char *confi
         usleep(2000); /* coarse enough to leave the two cores to the exporter and server */
     }
     out->secs = (double)(bench_now_ns() - t0) / 1e9;
-    out->cpu_s = bench_proc_cpu_s(pid);
+    bench_usage use;
+    bench_proc_usage(pid, &use);
+    out->cpu_s = use.cpu_s;
     stop_child(pid, SIGTERM);
     return 0;
 }

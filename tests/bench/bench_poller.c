@@ -30,21 +30,13 @@
 #include <shmbus/shm.h>
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <modbus/modbus.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
-#include <netinet/in.h>
-#include <time.h>
 #include <unistd.h>
-
-extern char **environ;
 
 #define TOTAL_REGISTERS 25000 /* spread over the devices of a case */
 #define BLOCK 250              /* 125 uint16 + 62 float32 + 1 uint16 tags */
@@ -52,45 +44,6 @@ extern char **environ;
 typedef struct totals {
     uint64_t registers, requests, records, errors;
 } totals;
-
-static void sleep_s(double s)
-{
-    struct timespec ts = {.tv_sec = (time_t)s, .tv_nsec = (long)((s - (double)(time_t)s) * 1e9)};
-    while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-        ;
-}
-
-static void bin_path(char *out, size_t len, const char *name)
-{
-    char self[PATH_MAX - 64];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    self[n > 0 ? n : 0] = '\0';
-    char *slash = strrchr(self, '/');
-    if (slash)
-        *slash = '\0';
-    snprintf(out, len, "%s/%s", n > 0 ? self : ".", name);
-}
-
-/* A base port with `count` consecutive free ports (checked by binding). */
-static int free_port_range(int count)
-{
-    for (int attempt = 0; attempt < 50; attempt++) {
-        int base = 20000 + (int)((getpid() * 7919 + attempt * 1543) % 30000);
-        int ok = 1;
-        for (int i = 0; i < count && ok; i++) {
-            int fd = socket(AF_INET, SOCK_STREAM, 0);
-            struct sockaddr_in a = {.sin_family = AF_INET,
-                                    .sin_port = htons((uint16_t)(base + i)),
-                                    .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-            ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
-            if (fd >= 0)
-                close(fd);
-        }
-        if (ok)
-            return base;
-    }
-    return -1;
-}
 
 /* Every case reads the same TOTAL_REGISTERS, spread over `devices`: each
  * device gets blocks of 250 registers holding 188 tags. */
@@ -125,50 +78,6 @@ static int write_config(const char *path, const char *segment, const char *run_d
     return fclose(f);
 }
 
-static pid_t spawn(char *const argv[], const char *log)
-{
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    pid_t pid = -1;
-    if (posix_spawn(&pid, argv[0], &fa, NULL, argv, environ) != 0)
-        pid = -1;
-    posix_spawn_file_actions_destroy(&fa);
-    return pid;
-}
-
-static void stop(pid_t pid)
-{
-    if (pid <= 0)
-        return;
-    kill(pid, SIGTERM);
-    for (int i = 0; i < 200; i++) {
-        if (waitpid(pid, NULL, WNOHANG) == pid)
-            return;
-        sleep_s(0.02);
-    }
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-}
-
-static int wait_port(int port, double seconds)
-{
-    int64_t end = bench_now_ns() + (int64_t)(seconds * 1e9);
-    while (bench_now_ns() < end) {
-        int fd = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in a = {.sin_family = AF_INET,
-                                .sin_port = htons((uint16_t)port),
-                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-        int ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
-        close(fd);
-        if (ok)
-            return 0;
-        sleep_s(0.02);
-    }
-    return -1;
-}
-
 static int add_counter(void *ctx, const char *name, int kind, uint64_t value)
 {
     (void)kind;
@@ -193,38 +102,6 @@ static int read_totals(const char *segment, totals *t)
     shm_counter_foreach(seg, add_counter, t);
     shm_segment_close(&seg);
     return 0;
-}
-
-/* Resident memory in MiB of a process: its own (anonymous + file pages)
- * and, apart, the pages of the shared segment it touched (they belong to
- * the segment, shared with every member); CPU seconds (utime + stime). */
-static void proc_usage(pid_t pid, double *own_mb, double *shmem_mb, double *hwm_mb, double *cpu_s)
-{
-    char path[64], line[512];
-    *own_mb = *shmem_mb = *hwm_mb = 0;
-    *cpu_s = 0;
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-    FILE *f = fopen(path, "r");
-    while (f && fgets(line, sizeof line, f)) {
-        if (strncmp(line, "RssAnon:", 8) == 0 || strncmp(line, "RssFile:", 8) == 0)
-            *own_mb += atof(line + 8) / 1024.0;
-        else if (strncmp(line, "RssShmem:", 9) == 0)
-            *shmem_mb = atof(line + 9) / 1024.0;
-        else if (strncmp(line, "VmHWM:", 6) == 0)
-            *hwm_mb = atof(line + 6) / 1024.0;
-    }
-    if (f)
-        fclose(f);
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    f = fopen(path, "r");
-    if (f && fgets(line, sizeof line, f)) {
-        char *p = strrchr(line, ')');
-        unsigned long ut = 0, st = 0;
-        if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) == 2)
-            *cpu_s = (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-    }
-    if (f)
-        fclose(f);
 }
 
 typedef struct run_env {
@@ -283,20 +160,20 @@ static int poller_case(const run_env *env, int devices)
     snprintf(cfg, sizeof cfg, "%s/poller-%d.yaml", env->dir, devices);
     snprintf(log, sizeof log, "%s/sim-%d.log", env->dir, devices);
     snprintf(plog, sizeof plog, "%s/poller-%d.log", env->dir, devices);
-    int port = free_port_range(devices);
+    int port = bench_free_port_range(devices);
     if (port < 0 || write_config(cfg, segment, env->dir, devices, port) < 0)
         return -1;
     snprintf(nbuf, sizeof nbuf, "%d", devices > 1 ? 2 : 1);
     char *sargv[] = {(char *)env->sim, "--config", cfg, "--threads", nbuf, NULL};
     char *pargv[] = {(char *)env->poller, "--config", cfg, NULL};
-    pid_t sim = spawn(sargv, log), poller = -1;
+    pid_t sim = bench_spawn(sargv, log), poller = -1;
     int rc = -1;
     double base = 0;
-    if (sim < 0 || wait_port(port + devices - 1, 20) < 0)
+    if (sim < 0 || bench_wait_port(port + devices - 1, 20) < 0)
         goto out;
     if (baseline(env, port, TOTAL_REGISTERS / devices / 125, devices, &base) < 0)
         goto out;
-    poller = spawn(pargv, plog);
+    poller = bench_spawn(pargv, plog);
     if (poller < 0)
         goto out;
     /* Start-up (config, catalog, 100 connections) is not part of the window. */
@@ -307,19 +184,19 @@ static int poller_case(const run_env *env, int devices)
             poller = -1;
             goto out;
         }
-        sleep_s(0.05);
+        bench_sleep_s(0.05);
     }
-    sleep_s(env->warmup);
-    double cpu0, cpu1, own, shmem, hwm;
-    proc_usage(poller, &own, &shmem, &hwm, &cpu0);
+    bench_sleep_s(env->warmup);
+    bench_usage u0, u1;
+    bench_proc_usage(poller, &u0);
     int64_t t0 = bench_now_ns();
     if (read_totals(segment, &a) < 0)
         goto out;
-    sleep_s(env->window);
+    bench_sleep_s(env->window);
     if (read_totals(segment, &b) < 0)
         goto out;
     double secs = (double)(bench_now_ns() - t0) / 1e9;
-    proc_usage(poller, &own, &shmem, &hwm, &cpu1);
+    bench_proc_usage(poller, &u1);
     double regs = (double)(b.registers - a.registers) / secs;
     bench_json j;
     bench_json_begin(&j, "poller", "sim_devices");
@@ -327,18 +204,18 @@ static int poller_case(const run_env *env, int devices)
     bench_json_num(&j, "registers_per_s", regs);
     bench_json_num(&j, "requests_per_s", (double)(b.requests - a.requests) / secs);
     bench_json_num(&j, "records_per_s", (double)(b.records - a.records) / secs);
-    bench_json_num(&j, "poller_rss_mb", own);
-    bench_json_num(&j, "segment_pages_mapped_mb", shmem);
-    bench_json_num(&j, "poller_vmhwm_mb", hwm);
-    bench_json_num(&j, "poller_cpu_cores", (cpu1 - cpu0) / secs);
+    bench_json_num(&j, "poller_rss_mb", u1.own_mb);
+    bench_json_num(&j, "segment_pages_mapped_mb", u1.shmem_mb);
+    bench_json_num(&j, "poller_vmhwm_mb", u1.hwm_mb);
+    bench_json_num(&j, "poller_cpu_cores", (u1.cpu_s - u0.cpu_s) / secs);
     bench_json_int(&j, "errors", (int64_t)(b.errors - a.errors));
     bench_json_num(&j, "baseline_registers_per_s", base);
     bench_json_num(&j, "ratio", base > 0 ? regs / base : 0);
     bench_json_end(&j);
     rc = regs > 0 && (!env->check || b.errors == a.errors) ? 0 : -1;
 out:
-    stop(poller);
-    stop(sim);
+    bench_stop(poller);
+    bench_stop(sim);
     shm_segment_unlink(segment);
     return rc;
 }
@@ -350,8 +227,8 @@ int bench_poller(int argc, char **argv)
         env.warmup = 0.3;
         env.window = 1.0;
     }
-    bin_path(env.sim, sizeof env.sim, "shmbus-sim");
-    bin_path(env.poller, sizeof env.poller, "shmbus-poller");
+    bench_bin_path(env.sim, sizeof env.sim, "shmbus-sim");
+    bench_bin_path(env.poller, sizeof env.poller, "shmbus-poller");
     snprintf(env.dir, sizeof env.dir, "%s/shmbus-bench-poller-XXXXXX",
              getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     if (!mkdtemp(env.dir)) {

@@ -262,6 +262,24 @@ static uint64_t group_tail(shm_segment *seg)
     return 0;
 }
 
+/* CPU seconds a live process has used (utime + stime, /proc/<pid>/stat). */
+static double proc_cpu_s(pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')'); /* the command name may hold spaces */
+    unsigned long long ut = 0, st = 0;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+        return 0;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
 static pid_t spawn_writer(const char *bin, const char *seg, const char *data, const char *name)
 {
     pid_t pid = fork();
@@ -342,7 +360,7 @@ static struct durable_result durable(const char *writer_bin, int writers, uint64
         uint64_t head = rs.head_seq;
         if (l == 1)
             for (int i = 0; i < writers; i++)
-                cpu_warm0 += bench_proc_cpu_s(pids[i]);
+                cpu_warm0 += proc_cpu_s(pids[i]);
         int64_t t0 = bench_now_ns();
         for (int i = 0; i < writers; i++)
             kill(pids[i], SIGCONT);
@@ -359,7 +377,7 @@ static struct durable_result durable(const char *writer_bin, int writers, uint64
     shm_producer_close(&f.p);
     double cpu_warm1 = 0;
     for (int i = 0; i < writers; i++)
-        cpu_warm1 += bench_proc_cpu_s(pids[i]);
+        cpu_warm1 += proc_cpu_s(pids[i]);
     res.ingest_cpu_ns_per_point = (cpu_warm1 - cpu_warm0) * 1e9 / (double)warm_points;
     int64_t t_stop = bench_now_ns();
     for (int i = 0; i < writers; i++)

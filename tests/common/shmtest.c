@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -142,6 +143,15 @@ static void untrack_child(pid_t pid)
             children[i] = 0;
 }
 
+/* In a child: SIGKILL when the test process dies, also when it is killed
+ * (a ctest timeout) and its atexit cleanup never runs. */
+static void die_with_parent(void)
+{
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != owner_pid)
+        _exit(127); /* the test died before the prctl */
+}
+
 pid_t shmtest_spawn(char *const argv[], const char *log_path)
 {
     ensure_init();
@@ -149,6 +159,7 @@ pid_t shmtest_spawn(char *const argv[], const char *log_path)
     if (pid < 0)
         return -1;
     if (pid == 0) {
+        die_with_parent();
         if (log_path) {
             int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
             if (fd >= 0) {
@@ -172,8 +183,10 @@ pid_t shmtest_fork(int (*fn)(void *), void *arg)
     pid_t pid = fork();
     if (pid < 0)
         return -1;
-    if (pid == 0)
+    if (pid == 0) {
+        die_with_parent();
         _exit(fn(arg));
+    }
     track_child(pid);
     return pid;
 }

@@ -81,6 +81,7 @@ static void test_defaults(void **state)
     assert_int_equal(cfg->stats.snapshot_interval_s, 60);
     assert_int_equal(cfg->stats.publish_interval_s, 5);
     assert_int_equal(cfg->stats.shards, 1);
+    assert_int_equal(cfg->stats.memory_limit_mb, 10);
     assert_string_equal(cfg->controller.http, "127.0.0.1:9108");
     assert_true(cfg->controller.pressure_low == 0.60 && cfg->controller.pressure_critical == 0.98);
     assert_int_equal(cfg->controller.check_interval_ms, 100);
@@ -372,7 +373,8 @@ static void test_section_errors(void **state)
     expect_error("stats:\n  shards: 40\n", "plant.yaml:2: stats.shards: 40 is out of range (1..16)");
     expect_error("stats:\n  windw: 5\n",
                  "plant.yaml:2: stats: unknown key 'windw' (expected window, history_s, "
-                 "history_capacity, snapshot_interval_s, publish_interval_s, shards)");
+                 "history_capacity, snapshot_interval_s, publish_interval_s, shards, "
+                 "memory_limit_mb)");
     expect_error("controller:\n  pressure: {low: 0.9, moderate: 0.8}\n",
                  "plant.yaml:2: controller.pressure: thresholds must rise: low 0.9 < moderate 0.8 "
                  "< high 0.95 < critical 0.98");

@@ -11,6 +11,12 @@
  *       joins GROUP (default "stats") as consumer "testpeer-grow", allocates
  *       and touches MB_PER_S MiB of private memory per second for SECONDS,
  *       then holds it until killed (the leak watch and the RSS limit).
+ *   ctl_testpeer drain SEGMENT RECORDS_PER_S GROUP...
+ *       joins each GROUP as consumer "testpeer-drain" and consumes at most
+ *       RECORDS_PER_S records per second from each (a token bucket with a
+ *       small burst, so a SIGSTOP/SIGCONT pause is not made up in one
+ *       gulp): a slow consumer whose pace the test chooses. SIGTERM ends it;
+ *       it prints {"drained":N}.
  */
 #include <shmbus/shm.h>
 
@@ -122,13 +128,73 @@ static int cmd_grow(const char *segname, double mb_per_s, double seconds, const 
     return 0;
 }
 
+#define DRAIN_MAX_GROUPS 8
+#define DRAIN_BURST 16.0 /* records a group may take at once */
+
+static int cmd_drain(const char *segname, double rate, char **groups, int n)
+{
+    shm_segment *seg;
+    shm_consumer *c[DRAIN_MAX_GROUPS] = {0};
+    double tokens[DRAIN_MAX_GROUPS] = {0};
+    uint64_t drained = 0;
+    int rc = 1;
+    if (n > DRAIN_MAX_GROUPS || rate <= 0) {
+        fprintf(stderr, "ctl_testpeer: drain: 1..%d groups, a positive rate\n", DRAIN_MAX_GROUPS);
+        return 2;
+    }
+    if (open_segment(segname, &seg) != 0)
+        return 1;
+    for (int g = 0; g < n; g++) {
+        if (shm_consumer_open(seg, groups[g], "testpeer-drain", &c[g]) != 0) {
+            fprintf(stderr, "ctl_testpeer: group %s: %s\n", groups[g], shm_last_error());
+            goto out;
+        }
+    }
+    signal(SIGTERM, on_term);
+    struct timespec tick = {.tv_sec = 0, .tv_nsec = 5 * 1000000}, last, now;
+    clock_gettime(CLOCK_MONOTONIC, &last);
+    while (!stop) {
+        nanosleep(&tick, NULL);
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        double dt = (double)(now.tv_sec - last.tv_sec) + (double)(now.tv_nsec - last.tv_nsec) / 1e9;
+        last = now;
+        for (int g = 0; g < n; g++) {
+            tokens[g] += dt * rate;
+            if (tokens[g] > DRAIN_BURST)
+                tokens[g] = DRAIN_BURST; /* time spent stopped is not credit */
+            shm_consumer_heartbeat(c[g]);
+            if (tokens[g] < 1.0)
+                continue;
+            shm_batch b;
+            if (shm_consume(c[g], (uint32_t)tokens[g], 0, &b) <= 0)
+                continue;
+            shm_record r;
+            while (shm_batch_next(c[g], &b, &r) == 1)
+                ;
+            tokens[g] -= b.count;
+            drained += b.delivered;
+            shm_ack(c[g], &b);
+        }
+    }
+    printf("{\"drained\":%llu}\n", (unsigned long long)drained);
+    rc = 0;
+out:
+    for (int g = 0; g < n; g++)
+        shm_consumer_close(&c[g]);
+    shm_segment_close(&seg);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 3 && strcmp(argv[1], "counters") == 0)
         return cmd_counters(argv[2]);
     if ((argc == 5 || argc == 6) && strcmp(argv[1], "grow") == 0)
         return cmd_grow(argv[2], atof(argv[3]), atof(argv[4]), argc == 6 ? argv[5] : "stats");
+    if (argc >= 5 && strcmp(argv[1], "drain") == 0)
+        return cmd_drain(argv[2], atof(argv[3]), argv + 4, argc - 4);
     fprintf(stderr, "usage: ctl_testpeer counters SEGMENT\n"
-                    "       ctl_testpeer grow SEGMENT MB_PER_S SECONDS [GROUP]\n");
+                    "       ctl_testpeer grow SEGMENT MB_PER_S SECONDS [GROUP]\n"
+                    "       ctl_testpeer drain SEGMENT RECORDS_PER_S GROUP...\n");
     return 2;
 }

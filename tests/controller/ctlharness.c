@@ -99,15 +99,22 @@ uint64_t ctlh_counter(shm_segment *seg, const char *name)
     return f.value;
 }
 
-bool ctlh_log_has(const ctlh *h, const char *text)
+bool ctlh_log_has_from(const ctlh *h, pid_t pid, const char *text)
 {
     FILE *f = fopen(h->log, "r");
     if (!f)
         return false;
-    char line[4096];
+    char line[4096], who[48] = "";
+    if (pid > 0)
+        snprintf(who, sizeof who, "controller[%d] ", (int)pid);
     bool found = false;
     while (!found && fgets(line, sizeof line, f))
-        found = strstr(line, text) != NULL;
+        found = strstr(line, who) && strstr(line, text);
     fclose(f);
     return found;
+}
+
+bool ctlh_log_has(const ctlh *h, const char *text)
+{
+    return ctlh_log_has_from(h, 0, text);
 }

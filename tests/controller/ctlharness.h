@@ -41,4 +41,8 @@ uint64_t ctlh_counter(shm_segment *seg, const char *name);
 /* Whether the controller's log contains text. */
 bool ctlh_log_has(const ctlh *h, const char *text);
 
+/* Whether a line the controller with this pid wrote contains text (the log
+ * file is shared by every controller a test starts). */
+bool ctlh_log_has_from(const ctlh *h, pid_t pid, const char *text);
+
 #endif

@@ -132,3 +132,18 @@ start_subscriber() {
 }
 
 events() { jq -r . <"$T/events.q"; }
+
+# spawn VAR NAME command...: runs command in the background, stdout in
+# $T/NAME.out and stderr in $T/NAME.err, killed at exit; its pid goes to VAR.
+spawn() {
+  local var=$1 name=$2
+  shift 2
+  "$@" >"$T/$name.out" 2>"$T/$name.err" &
+  PIDS+=("$!")
+  printf -v "$var" '%s' "$!"
+}
+
+level_is() { [ "$(get /api/pressure | jq -r .level)" = "$1" ]; }
+groups_served() { # both consumer groups (writer, stats) have a live member
+  [ "$(req '{"cmd":"status"}' | jq '[.groups[] | select(.members > 0)] | length')" = 2 ]
+}

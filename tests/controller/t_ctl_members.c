@@ -6,6 +6,9 @@
  *    surviving member of the group, which only polls (shm_consume with
  *    timeout 0 never reclaims by itself, so the re-delivery is the
  *    controller's doing);
+ *  - a producer SIGKILLed between claim and commit, left a zombie (not
+ *    reaped, so its pid still exists): the controller pads its claimed slots
+ *    within 1 s, so the records committed behind them reach the consumer;
  *  - the controller SIGKILLed and restarted: it re-attaches, nothing
  *    published is lost, the groups keep their positions;
  *  - a second controller for the same segment is refused;
@@ -44,37 +47,46 @@ static void put_records(shm_segment *seg, int n)
     shm_producer_close(&p);
 }
 
-struct victim_share {
+/* What a child holds when it is killed (a batch, a claim), in memory shared
+ * with the test. */
+struct held_share {
     volatile uint64_t first_seq;
     volatile uint32_t count;
     volatile int ready;
 };
 
-struct victim_arg {
+struct child_arg {
     const char *segment;
-    struct victim_share *share;
+    struct held_share *share;
 };
+
+/* Child's last step: tells the test what it holds, then holds it until
+ * SIGKILL. */
+static _Noreturn void hold_until_killed(struct child_arg *a, uint64_t first_seq, uint32_t count)
+{
+    a->share->first_seq = first_seq;
+    a->share->count = count;
+    __atomic_store_n(&a->share->ready, 1, __ATOMIC_RELEASE);
+    for (;;)
+        pause();
+}
 
 /* Child: takes one batch of the writer group and hangs on to it. */
 static int victim(void *arg)
 {
-    struct victim_arg *a = arg;
+    struct child_arg *a = arg;
     shm_segment *seg;
     shm_consumer *c;
     shm_batch b;
     if (shm_segment_open(a->segment, NULL, SHM_OPEN_ATTACH, &seg) != 0 ||
         shm_consumer_open(seg, "writer", "victim", &c) != 0 || shm_consume(c, 10, 5000, &b) <= 0)
         return 1;
-    a->share->first_seq = b.first_seq;
-    a->share->count = b.count;
-    __atomic_store_n(&a->share->ready, 1, __ATOMIC_RELEASE);
-    for (;;)
-        pause(); /* holds the batch until SIGKILL */
+    hold_until_killed(a, b.first_seq, b.count);
 }
 
 static int share_ready(void *arg)
 {
-    return __atomic_load_n(&((struct victim_share *)arg)->ready, __ATOMIC_ACQUIRE);
+    return __atomic_load_n(&((struct held_share *)arg)->ready, __ATOMIC_ACQUIRE);
 }
 
 static int victim_joined(void *arg)
@@ -91,8 +103,8 @@ static void test_killed_consumer_batch_is_redelivered(void **state)
     assert_int_equal(shm_segment_open(h.segment, NULL, SHM_OPEN_ATTACH, &seg), 0);
     put_records(seg, 100);
 
-    struct victim_share *share = shmtest_shared_alloc(sizeof *share);
-    struct victim_arg va = {.segment = h.segment, .share = share};
+    struct held_share *share = shmtest_shared_alloc(sizeof *share);
+    struct child_arg va = {.segment = h.segment, .share = share};
     pid_t v = shmtest_fork(victim, &va);
     assert_true(shmtest_wait_until(share_ready, share, 5000));
     assert_int_equal(share->count, 10);
@@ -151,6 +163,108 @@ static void test_killed_consumer_batch_is_redelivered(void **state)
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 }
 
+/* Child: claims 5 slots, writes them, never commits. */
+static int stuck_producer(void *arg)
+{
+    struct child_arg *a = arg;
+    shm_segment *seg;
+    shm_producer *p;
+    shm_slots sl;
+    if (shm_segment_open(a->segment, NULL, SHM_OPEN_ATTACH, &seg) != 0 ||
+        shm_producer_open(seg, "stuck-producer", &p) != 0 || shm_claim(p, 5, &sl) != 5)
+        return 1;
+    for (uint32_t i = 0; i < sl.count; i++) {
+        shm_tag_value v = {.tag_id = 1000 + i, .value = i, .timestamp_ns = 1};
+        int len = shm_tag_value_encode(&v, shm_slots_buf(&sl, i), sl.payload);
+        if (len <= 0 || shm_slots_set_len(&sl, i, (uint32_t)len) != 0)
+            return 1;
+    }
+    hold_until_killed(a, sl.first_seq, sl.count); /* the claim stays open */
+}
+
+static int stuck_joined(void *arg)
+{
+    return ctlh_log_has(arg, "'stuck-producer' (producer");
+}
+
+struct zombie_arg {
+    pid_t pid;
+    uint64_t start_time;
+};
+
+/* The pid still exists (signals reach it) but libshm no longer counts the
+ * process alive: killed and not reaped. */
+static int is_zombie(void *arg)
+{
+    struct zombie_arg *z = arg;
+    return kill(z->pid, 0) == 0 && !shm_process_alive(z->pid, z->start_time);
+}
+
+static int padded_by_controller(void *arg)
+{
+    return ctlh_log_has(arg, "reclaimed 1 dead member(s): 5 claimed slots padded, 0 batches");
+}
+
+/* Drains what the consumer can get now (timeout 0: it never reclaims by
+ * itself); returns records delivered and adds pads to *pads. */
+static uint64_t drain_now(shm_consumer *c, uint64_t *pads)
+{
+    uint64_t got = 0;
+    shm_batch b;
+    while (shm_consume(c, 64, 0, &b) > 0) {
+        shm_record r;
+        while (shm_batch_next(c, &b, &r) == 1)
+            got++;
+        *pads += b.pads;
+        assert_int_equal(shm_ack(c, &b), 0);
+    }
+    return got;
+}
+
+static void test_killed_producer_claim_is_padded(void **state)
+{
+    ctlh h;
+    ctlh_init(&h, "ctlpad", "  slot_count: 1024\n", "  check_interval_ms: 100\n");
+    assert_true(ctlh_start(&h, NULL) > 0);
+    shm_segment *seg;
+    assert_int_equal(shm_segment_open(h.segment, NULL, SHM_OPEN_ATTACH, &seg), 0);
+    shm_consumer *c;
+    assert_int_equal(shm_consumer_open(seg, "writer", "t-reader", &c), 0);
+    put_records(seg, 10);
+
+    struct held_share *share = shmtest_shared_alloc(sizeof *share);
+    struct child_arg sa = {.segment = h.segment, .share = share};
+    pid_t v = shmtest_fork(stuck_producer, &sa);
+    assert_true(shmtest_wait_until(share_ready, share, 5000));
+    struct zombie_arg z = {.pid = v, .start_time = shm_process_start_time(v)};
+    assert_true(z.start_time != 0 && shm_process_alive(v, z.start_time));
+    assert_true(shmtest_wait_until(stuck_joined, &h, 5000));
+    put_records(seg, 20); /* committed behind the open claim */
+
+    uint64_t pads = 0;
+    assert_int_equal(drain_now(c, &pads), 10); /* the open claim stops the group */
+    assert_int_equal(drain_now(c, &pads), 0);
+
+    kill(v, SIGKILL); /* not reaped: a zombie keeps the pid */
+    assert_true(shmtest_wait_until(is_zombie, &z, 5000));
+    /* Nobody else touches the ring now (a consumer that meets the stuck
+     * slot may reclaim by itself): the padding is the controller's doing,
+     * and the issue's bound is 1 s. */
+    int64_t killed_at = shmtest_now_ms();
+    assert_true(shmtest_wait_until(padded_by_controller, &h, 1000));
+    assert_true(shmtest_now_ms() - killed_at < 1000);
+    assert_true(is_zombie(&z)); /* it did not wait for the reap */
+    assert_true(ctlh_log_has(&h, "'stuck-producer' (producer, pid"));
+    assert_true(ctlh_log_has(&h, ") died; what it held goes back to its group"));
+    assert_int_equal(drain_now(c, &pads), 20);
+    assert_int_equal(pads, share->count);
+    shmtest_kill(v); /* reaps */
+    shm_consumer_close(&c);
+    shm_segment_close(&seg);
+    int st = ctlh_stop(&h);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
 static void test_restart_reattaches_and_loses_nothing(void **state)
 {
     ctlh h;
@@ -160,6 +274,8 @@ static void test_restart_reattaches_and_loses_nothing(void **state)
     shm_segment *seg;
     assert_int_equal(shm_segment_open(h.segment, NULL, SHM_OPEN_ATTACH, &seg), 0);
     put_records(seg, 300);
+    shm_consumer *live; /* a member that lives through the restart */
+    assert_int_equal(shm_consumer_open(seg, "stats", "t-live", &live), 0);
     shm_ring_stats before;
     shm_ring_stats_get(seg, &before);
 
@@ -176,8 +292,13 @@ static void test_restart_reattaches_and_loses_nothing(void **state)
 
     kill(first, SIGKILL);
     shmtest_wait_pid(first, 5000);
-    assert_true(ctlh_start(&h, NULL) > 0); /* stale socket and lock file are taken over */
-    assert_true(ctlh_log_has(&h, "attached (created if missing)"));
+    pid_t again = ctlh_start(&h, NULL); /* stale socket and lock file are taken over */
+    assert_true(again > 0);
+    assert_true(ctlh_log_has_from(&h, again, "attached (created if missing)"));
+    /* It carries on: the member it finds is logged as joined, with its slot. */
+    char joined[128];
+    snprintf(joined, sizeof joined, "'t-live' (consumer of group stats, pid %d) joined", getpid());
+    assert_true(ctlh_log_has_from(&h, again, joined));
 
     shm_ring_stats after;
     shm_ring_stats_get(seg, &after);
@@ -205,6 +326,7 @@ static void test_restart_reattaches_and_loses_nothing(void **state)
     }
     assert_int_equal(got, 300);
     shm_consumer_close(&c);
+    shm_consumer_close(&live);
     shm_segment_close(&seg);
     int st = ctlh_stop(&h);
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
@@ -254,11 +376,13 @@ static void test_operator_pause_survives_restart(void **state)
 
     kill(first, SIGKILL);
     shmtest_wait_pid(first, 5000);
-    assert_true(ctlh_start(&h, NULL) > 0);
+    pid_t again = ctlh_start(&h, NULL);
+    assert_true(again > 0);
     /* Still paused after the restart: the reason was kept in the segment. */
     usleep(300 * 1000);
     assert_true(paused_is(&pa));
-    assert_true(ctlh_log_has(&h, "(by the operator)"));
+    assert_true(ctlh_log_has_from(
+        &h, again, "segment state adopted: pressure none, producers paused (by the operator)"));
 
     st = nngcat_request(&h, "{\"cmd\":\"resume\"}");
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
@@ -272,6 +396,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_killed_consumer_batch_is_redelivered),
+        cmocka_unit_test(test_killed_producer_claim_is_padded),
         cmocka_unit_test(test_restart_reattaches_and_loses_nothing),
         cmocka_unit_test(test_operator_pause_survives_restart),
     };

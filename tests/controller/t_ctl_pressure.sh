@@ -13,21 +13,11 @@ write_config "  slot_count: 8192
 start_controller
 start_subscriber
 
-level() { get /api/pressure | jq -r .level; }
-level_is() { [ "$(level)" = "$1" ]; }
-groups_served() { # every group has a live member
-  [ "$(req '{"cmd":"status"}' | jq '[.groups[] | select(.members > 0)] | length')" = 2 ]
-}
 
 # The consumer first (it must be draining before anything is produced).
-"$BIN/shmbus-load" --name "$SEG" --rate 0.001 --drain writer --drain stats --seconds 60 \
-  >"$T/consumer.out" 2>"$T/consumer.err" &
-consumer=$!
-PIDS+=("$consumer")
+spawn consumer consumer "$BIN/shmbus-load" --name "$SEG" --rate 0.001 --drain writer --drain stats --seconds 60
 check "consumer joined both groups" wait_for 10 groups_served
-"$BIN/shmbus-load" --name "$SEG" --rate 4000 --tags 100 --seconds 60 >"$T/producer.out" 2>"$T/producer.err" &
-producer=$!
-PIDS+=("$producer")
+spawn producer producer "$BIN/shmbus-load" --name "$SEG" --rate 4000 --tags 100 --seconds 60
 producing() { [ "$(req '{"cmd":"status"}' | jq .ring.records_put)" -gt 2000 ]; }
 check "records flow" wait_for 10 producing
 check "pressure none while the consumer keeps up" wait_for 10 level_is none

@@ -161,6 +161,23 @@ static void test_statm_and_psi(void **state)
     assert_int_equal(procmem_parse_psi("some avg10=abc\n", &v), -EINVAL);
     assert_int_equal(procmem_parse_psi("some avg10=250.0\n", &v), -EINVAL);
     assert_int_equal(procmem_parse_psi("", &v), -EINVAL);
+
+    /* The file itself: missing, unparsable, good. */
+    char dir[512], path[600];
+    shmtest_tmpdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/memory.pressure", dir);
+    assert_int_equal(procmem_read_psi(path, &v), -ENOENT);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("some avg10=not-a-number\n", f);
+    fclose(f);
+    assert_int_equal(procmem_read_psi(path, &v), -EINVAL);
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("some avg10=42.00 avg60=0.00 avg300=0.00 total=7\n", f);
+    fclose(f);
+    assert_int_equal(procmem_read_psi(path, &v), 0);
+    assert_true(fabs(v - 0.42) < 1e-9);
 }
 
 static void expect_name(const char *in, bool counter, int rc, const char *family,
@@ -212,6 +229,29 @@ static void test_prometheus_names(void **state)
     strbuf_free(&b);
 }
 
+static void expect_unit(const char *in, const char *out, double factor)
+{
+    char f[PROM_NAME_MAX];
+    snprintf(f, sizeof f, "%s", in);
+    assert_true(prom_base_unit(f, sizeof f) == factor);
+    assert_string_equal(f, out);
+}
+
+static void test_prometheus_base_units(void **state)
+{
+    (void)state;
+    expect_unit("shmbus_writer_sync_ns_total", "shmbus_writer_sync_seconds_total", 1e-9);
+    expect_unit("shmbus_writer_sync_ns_max", "shmbus_writer_sync_seconds_max", 1e-9);
+    expect_unit("shmbus_poller_rtt_microseconds_last", "shmbus_poller_rtt_seconds_last", 1e-6);
+    expect_unit("shmbus_x_pause_ms", "shmbus_x_pause_seconds", 1e-3);
+    expect_unit("shmbus_nsamples_total", "shmbus_nsamples_total", 1);   /* not a token */
+    expect_unit("shmbus_runs_total", "shmbus_runs_total", 1);           /* _ns inside a word */
+    expect_unit("shmbus_bytes_total", "shmbus_bytes_total", 1);
+    char tiny[20] = "shmbus_a_ns_total"; /* no room for _seconds: kept, still valid */
+    assert_true(prom_base_unit(tiny, sizeof tiny) == 1);
+    assert_string_equal(tiny, "shmbus_a_ns_total");
+}
+
 static void test_http_address(void **state)
 {
     char url[128];
@@ -261,6 +301,7 @@ static int setup_controller(void **state)
     assert_int_equal(events_open(&ctl->ev, url), 0);
     ctl->paused_applied = 0;
     ctl->started_ms = ctl_now_ms();
+    snprintf(ctl->psi_path, sizeof ctl->psi_path, "%s", PROCMEM_PSI_DEFAULT);
     monitor_init(ctl);
     monitor_tick(ctl);
     return 0;
@@ -412,6 +453,15 @@ static void test_metrics_of_a_fresh_segment(void **state)
     assert_non_null(strstr(
         b.data, "shmbus_controller_pressure_transitions_total{from=\"none\",to=\"low\"} 0\n"));
     strbuf_free(&b);
+    /* A named counter in nanoseconds is shown in seconds. */
+    shm_counter *k;
+    assert_int_equal(shm_counter_open(ctl->seg, "unit_test_wait_ns_total{w=\"1\"}", SHM_COUNTER, &k), 0);
+    shm_counter_add(k, 1500000000);
+    assert_int_equal(metrics_render(ctl, &b), 0);
+    assert_non_null(strstr(b.data, "# TYPE shmbus_unit_test_wait_seconds_total counter\n"));
+    assert_non_null(strstr(b.data, "shmbus_unit_test_wait_seconds_total{w=\"1\"} 1.5\n"));
+    assert_null(strstr(b.data, "wait_ns_total{")); /* (the HELP text names the original) */
+    strbuf_free(&b);
 
     bool healthy = true;
     json_t *h = view_health(ctl, &healthy);
@@ -439,6 +489,7 @@ int main(void)
         cmocka_unit_test(test_leak_slope),
         cmocka_unit_test(test_statm_and_psi),
         cmocka_unit_test(test_prometheus_names),
+        cmocka_unit_test(test_prometheus_base_units),
         cmocka_unit_test(test_http_address),
     };
     const struct CMUnitTest with_segment[] = {

@@ -10,6 +10,7 @@
  * after the restart; SIGTERM writes a last snapshot; a corrupt or foreign
  * snapshot is moved aside; two shards split the tags.
  */
+#include "statclient.h"
 #include "statref.h"
 
 #include <setjmp.h>
@@ -64,24 +65,7 @@ static int64_t now_ns(void)
 
 static json_t *ask_raw(const char *url, const void *req, size_t len)
 {
-    nng_socket s;
-    if (nng_req0_open(&s) != 0)
-        return NULL;
-    nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 5000);
-    nng_socket_set_ms(s, NNG_OPT_SENDTIMEO, 5000);
-    json_t *j = NULL;
-    if (nng_dial(s, url, NULL, NNG_FLAG_NONBLOCK) == 0 && nng_send(s, (void *)req, len, 0) == 0) {
-        char *buf = NULL;
-        size_t n = 0;
-        if (nng_recv(s, &buf, &n, NNG_FLAG_ALLOC) == 0) {
-            j = json_loadb(buf, n, 0, NULL);
-            if (!j)
-                fprintf(stderr, "reply is not JSON: %.*s\n", (int)n, buf);
-            nng_free(buf, n);
-        }
-    }
-    nng_close(s);
-    return j;
+    return statclient_ask(url, req, len);
 }
 
 static json_t *ask(env *e, const char *req)
@@ -135,10 +119,14 @@ static pid_t start_service(env *e)
     return pid;
 }
 
+/* A status field (in `section` when not NULL) reaching a value: at least
+ * it (or true), or exactly it. */
 typedef struct status_wait {
     env *e;
     const char *key;
     double at_least;
+    const char *section;
+    int exact;
 } status_wait;
 
 static int status_reached(void *arg)
@@ -147,15 +135,16 @@ static int status_reached(void *arg)
     json_t *j = ask_raw(w->e->rep_url, "{\"op\":\"status\"}", 15);
     if (!j)
         return 0;
-    json_t *v = json_object_get(j, w->key);
-    int ok = json_is_true(v) || (json_is_number(v) && json_number_value(v) >= w->at_least);
+    json_t *v = json_object_get(w->section ? json_object_get(j, w->section) : j, w->key);
+    double x = json_is_number(v) ? json_number_value(v) : NAN;
+    int ok = w->exact ? x == w->at_least : json_is_true(v) || x >= w->at_least;
     json_decref(j);
     return ok;
 }
 
 static void wait_status(env *e, const char *key, double at_least)
 {
-    status_wait w = {e, key, at_least};
+    status_wait w = {e, key, at_least, NULL, 0};
     if (!shmtest_wait_until(status_reached, &w, 20000))
         fail_msg("status %s never reached %g", key, at_least);
 }
@@ -452,7 +441,7 @@ static void test_end_to_end(void **state)
     json_decref(j);
     /* New records land on top of the restored state. */
     put_value(e, 0, e->t0 + N_SAMPLES * SEC, 99.0, SHM_Q_GOOD);
-    status_wait w = {e, "records", 1};
+    status_wait w = {e, "records", 1, NULL, 0};
     assert_true(shmtest_wait_until(status_reached, &w, 10000));
     j = ask_ok(e, "{\"op\":\"stats\",\"tag\":\"boiler.temp\"}");
     assert_int_equal(num(first_tag(j), "count"), N_SAMPLES + 1);
@@ -629,12 +618,122 @@ static void test_config_file(void **state)
     free(e);
 }
 
+/* A group configuration with `n_tags` tags on one device and the given
+ * stats section. */
+static void write_group_config(const char *path, env *e, int n_tags, const char *stats)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f,
+            "segment: {name: %s}\n"
+            "paths: {run_dir: %s, data_dir: %s}\n"
+            "stats: %s\n"
+            "devices:\n"
+            "  - name: plc1\n"
+            "    transport: tcp\n"
+            "    host: 127.0.0.1\n"
+            "    port: 1502\n"
+            "    address_base: 0\n"
+            "    poll_groups:\n"
+            "      - {name: fast, interval_ms: 1000}\n"
+            "    tags:\n",
+            e->seg, e->run_dir, e->data_dir, stats);
+    for (int i = 0; i < n_tags; i++)
+        fprintf(f, "      - {name: t%d, register: holding, address: %d, type: uint16}\n", i, i);
+    fclose(f);
+}
+
+/* The memory plan from the configuration: its tags are planned for from
+ * the start; a limit that cannot hold them is a configuration error naming
+ * the key; SIGHUP applies a new limit to every tag (values kept); a broken
+ * file on reload keeps the running settings. */
+static void test_memory_plan(void **state)
+{
+    (void)state;
+    env *e = calloc(1, sizeof *e);
+    make_env(e, "plan");
+    char cfg[512], bin[512], log[512];
+    snprintf(cfg, sizeof cfg, "%s/group.yaml", e->dir);
+    shmtest_bin(bin, sizeof bin, "shmbus-stats");
+    /* 600 tags x 1.7 KiB (minimal window and history) do not fit in 1 MiB. */
+    write_group_config(cfg, e, 600, "{window: 1000, history_capacity: 10000, memory_limit_mb: 1}");
+    snprintf(log, sizeof log, "%s/too-small.log", e->dir);
+    pid_t pid = shmtest_spawn((char *[]){bin, "--config", cfg, NULL}, log);
+    int ws = shmtest_wait_pid(pid, 10000);
+    assert_true(ws != -1 && WIFEXITED(ws) && WEXITSTATUS(ws) == 2);
+    assert_true(file_contains(log, "group.yaml: stats.memory_limit_mb: "));
+    assert_true(file_contains(log, "is too small: 600 tags need"));
+    assert_true(file_contains(log, "set stats.memory_limit_mb to 2 or more"));
+    /* The flag names itself. */
+    snprintf(log, sizeof log, "%s/too-small-flag.log", e->dir);
+    pid = shmtest_spawn((char *[]){bin, "--config", cfg, "--memory-limit-mb", "1", NULL}, log);
+    ws = shmtest_wait_pid(pid, 10000);
+    assert_true(ws != -1 && WIFEXITED(ws) && WEXITSTATUS(ws) == 2);
+    assert_true(file_contains(log, "shmbus-stats: --memory-limit-mb: "));
+
+    /* 2 MiB: every tag gets less than asked, planned for all 600 at once. */
+    write_group_config(cfg, e, 600, "{window: 1000, history_capacity: 10000, memory_limit_mb: 2}");
+    snprintf(log, sizeof log, "%s/plan.log", e->dir);
+    pid = shmtest_spawn((char *[]){bin, "--config", cfg, NULL}, log);
+    wait_status(e, "attached", 1);
+    json_t *j = ask_ok(e, "{\"op\":\"status\"}");
+    json_t *m = json_object_get(j, "memory");
+    assert_int_equal(num(m, "planned_tags"), 600);
+    assert_int_equal(num(m, "limit_bytes"), 2 << 20);
+    assert_int_equal(num(m, "window_asked"), 1000);
+    assert_true(num(m, "window_granted") < 1000 && num(m, "history_granted") < 10000);
+    assert_true(num(m, "planned_bytes") <= 2 << 20);
+    assert_true(json_is_true(json_object_get(m, "reduced")));
+    assert_int_equal(num(j, "window"), num(m, "window_granted"));
+    json_decref(j);
+    assert_true(file_contains(log, "stats memory (the configuration's tags of this shard)"));
+    assert_true(file_contains(log, "granted window"));
+    e->t0 = now_ns() - 20 * SEC;
+    for (int i = 0; i < 20; i++)
+        put_value(e, 3, e->t0 + i * SEC, (double)i, SHM_Q_GOOD);
+    wait_status(e, "records", 20);
+
+    /* SIGHUP with room for everything asked: every tag grows, values kept. */
+    write_group_config(cfg, e, 600,
+                       "{window: 1000, history_capacity: 10000, memory_limit_mb: 200}");
+    kill(pid, SIGHUP);
+    status_wait w = {e, "window_granted", 1000, "memory", 1};
+    assert_true(shmtest_wait_until(status_reached, &w, 10000));
+    j = ask_ok(e, "{\"op\":\"stats\",\"tag\":3}");
+    json_t *t = first_tag(j);
+    assert_int_equal(num(t, "window"), 1000);
+    assert_int_equal(num(t, "count"), 20);
+    assert_int_equal(num(json_object_get(t, "history"), "capacity"), 10000);
+    json_decref(j);
+    assert_true(file_contains(log, "stats memory (reload)"));
+    assert_true(file_contains(log, "granted as asked"));
+
+    /* A broken file on SIGHUP: said so, the running settings stay. */
+    FILE *f = fopen(cfg, "w");
+    fprintf(f, "stats:\n  memory_limit_mb: lots\n");
+    fclose(f);
+    kill(pid, SIGHUP);
+    for (int tries = 0; tries < 500 && !file_contains(log, "reload failed"); tries++) {
+        struct timespec ts = {0, 20 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    assert_true(file_contains(log, "reload failed"));
+    assert_true(file_contains(log, "stats.memory_limit_mb"));
+    j = ask_ok(e, "{\"op\":\"status\"}");
+    assert_int_equal(num(json_object_get(j, "memory"), "window_granted"), 1000);
+    json_decref(j);
+    shmtest_kill(pid);
+    close_env(e);
+    free(e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_end_to_end),
         cmocka_unit_test(test_shards),
         cmocka_unit_test(test_config_file),
+        cmocka_unit_test(test_memory_plan),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

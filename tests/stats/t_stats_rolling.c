@@ -112,7 +112,9 @@ static void run_sequence(enum shape s, uint32_t window, size_t additions, size_t
 static void test_random_sequences(void **state)
 {
     (void)state;
-    static const uint32_t windows[] = {1, 2, 3, 17, 100, 1000};
+    /* Around the suffix stride (8) too: the strided suffix is finished
+     * from the ring for every head length. */
+    static const uint32_t windows[] = {1, 2, 3, 7, 8, 9, 17, 64, 65, 100, 1000};
     for (int s = 0; s < N_SHAPES; s++) {
         for (size_t k = 0; k < sizeof windows / sizeof windows[0]; k++) {
             uint32_t win = windows[k];
@@ -123,6 +125,63 @@ static void test_random_sequences(void **state)
             run_sequence((enum shape)s, win, adds, 997);
         }
     }
+}
+
+/* The window's statistics are those of exactly the newest `n` values. */
+static void check_tail(rolling_window *w, const double *all, size_t total, uint32_t n)
+{
+    ref_stats ref;
+    ref_compute(all + total - n, n, &ref);
+    rolling_stats st;
+    rolling_get_stats(w, &st);
+    assert_int_equal(st.count, n);
+    assert_true(st.min == ref.min && st.max == ref.max);
+    assert_true(st.first == ref.first && st.last == ref.last);
+    assert_true(rel_err(st.mean, ref.mean) < TOL);
+    assert_true(rel_err(st.stddev, ref.stddev) < TOL);
+    assert_int_equal(st.added, total);
+}
+
+/* Shrinking keeps the newest values, growing keeps them all and fills up;
+ * statistics, first/last and the counters stay right throughout. */
+static void test_resize(void **state)
+{
+    (void)state;
+    enum { TOTAL = 6000 };
+    static double all[TOTAL];
+    test_rng r;
+    rng_seed(&r, 99);
+    rolling_window w;
+    assert_int_equal(rolling_init(&w, 1000, 0.0), 0);
+    size_t total = 0;
+    uint32_t count = 0;
+    static const uint32_t sizes[] = {1000, 73, 73, 5000, 1, 9, 64, 777};
+    for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
+        if (k > 0) {
+            assert_int_equal(rolling_resize(&w, sizes[k]), 0);
+            assert_int_equal(w.window, sizes[k]);
+            count = count < sizes[k] ? count : sizes[k];
+            if (count)
+                check_tail(&w, all, total, count);
+        }
+        for (int i = 0; i < 700; i++, total++) {
+            all[total] = 1e6 + gen(UNIFORM, &r, total, sizes[k]);
+            rolling_add(&w, (int64_t)total, all[total]);
+            count = count < sizes[k] ? count + 1 : count;
+            if (i % 13 == 0)
+                check_tail(&w, all, total + 1, count);
+        }
+        check_tail(&w, all, total, count);
+    }
+    rolling_exclude_quality(&w);
+    assert_int_equal(rolling_resize(&w, 0), -EINVAL);
+    assert_int_equal(rolling_resize(&w, (1u << 26) + 1), -EINVAL);
+    assert_int_equal(w.window, 777); /* unchanged */
+    assert_int_equal(rolling_resize(&w, 50), 0);
+    rolling_stats st;
+    rolling_get_stats(&w, &st);
+    assert_int_equal(st.excluded_quality, 1);
+    rolling_free(&w);
 }
 
 static void test_catastrophic_cancellation_long(void **state)
@@ -272,6 +331,7 @@ int main(void)
         cmocka_unit_test(test_overflowing_values),
         cmocka_unit_test(test_bad_init),
         cmocka_unit_test(test_random_sequences),
+        cmocka_unit_test(test_resize),
         cmocka_unit_test(test_catastrophic_cancellation_long),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

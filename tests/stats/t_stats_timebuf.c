@@ -237,6 +237,63 @@ static void test_compaction_keeps_each_bucket(void **state)
     timebuf_free(&tb);
 }
 
+/* Shrinking downsamples until the points fit (first, newest and the
+ * extremes survive, order kept); growing keeps every point; bad sizes
+ * change nothing. */
+static void test_resize(void **state)
+{
+    (void)state;
+    timebuf tb;
+    assert_int_equal(timebuf_init(&tb, 1024, 1000000 * SEC, 16), 0);
+    test_rng r;
+    rng_seed(&r, 5);
+    for (int i = 0; i < 50; i++) /* wrap the ring: the oldest is not at index 0 */
+        timebuf_insert(&tb, (int64_t)i * SEC, 0.0);
+    timebuf_purge(&tb, 50 * SEC);
+    double gmin = INFINITY, gmax = -INFINITY;
+    int64_t t = 100 * SEC;
+    for (int i = 0; i < 1000; i++, t += SEC) {
+        double v = rng_normal(&r);
+        gmin = fmin(gmin, v);
+        gmax = fmax(gmax, v);
+        timebuf_insert(&tb, t, v);
+    }
+    assert_int_equal(tb.count, 1000);
+    stat_point newest = timebuf_at(&tb, 999);
+    assert_int_equal(timebuf_resize(&tb, 100), 0);
+    assert_int_equal(tb.capacity, 100);
+    assert_true(tb.count <= 100 && tb.count >= 50);
+    assert_int_equal(timebuf_at(&tb, 0).t_ns, 100 * SEC);
+    assert_true(timebuf_at(&tb, tb.count - 1).t_ns == newest.t_ns &&
+                timebuf_at(&tb, tb.count - 1).v == newest.v);
+    double mn = INFINITY, mx = -INFINITY;
+    for (uint32_t i = 0; i < tb.count; i++) {
+        mn = fmin(mn, timebuf_at(&tb, i).v);
+        mx = fmax(mx, timebuf_at(&tb, i).v);
+        if (i)
+            assert_true(timebuf_at(&tb, i - 1).t_ns < timebuf_at(&tb, i).t_ns);
+    }
+    assert_true(mn == gmin && mx == gmax);
+    assert_int_equal(tb.appended - tb.downsampled_away - tb.purged, tb.count);
+    /* Growing keeps the points; inserting goes on. */
+    uint32_t n = tb.count;
+    stat_point first = timebuf_at(&tb, 0);
+    assert_int_equal(timebuf_resize(&tb, 5000), 0);
+    assert_int_equal(tb.count, n);
+    assert_true(timebuf_at(&tb, 0).t_ns == first.t_ns);
+    for (int i = 0; i < 3000; i++, t += SEC)
+        assert_int_equal(timebuf_insert(&tb, t, 1.0), TIMEBUF_APPENDED);
+    assert_int_equal(tb.count, n + 3000);
+    /* Bad sizes: below the minimum, below 4 buckets. */
+    assert_int_equal(timebuf_resize(&tb, TIMEBUF_MIN_CAPACITY - 1), -EINVAL);
+    assert_int_equal(tb.capacity, 5000);
+    timebuf_free(&tb);
+    assert_int_equal(timebuf_init(&tb, 256, SEC, 32), 0);
+    assert_int_equal(timebuf_resize(&tb, 127), -EINVAL);
+    assert_int_equal(timebuf_resize(&tb, 128), 0);
+    timebuf_free(&tb);
+}
+
 static void test_out_of_order_at_capacity(void **state)
 {
     (void)state;
@@ -290,6 +347,7 @@ int main(void)
         cmocka_unit_test(test_capacity_and_downsampling),
         cmocka_unit_test(test_compaction_keeps_each_bucket),
         cmocka_unit_test(test_out_of_order_at_capacity),
+        cmocka_unit_test(test_resize),
         cmocka_unit_test(test_extreme_timestamps),
         cmocka_unit_test(test_bad_init),
     };
