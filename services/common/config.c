@@ -61,6 +61,7 @@ static int set_defaults(config *cfg)
                                       .batch_records = 500,
                                       .batch_age_ms = 500,
                                       .connect_timeout_s = 5,
+                                      .connections = 2,
                                       .backoff_min_ms = 200,
                                       .backoff_max_ms = 10000,
                                       .spool_max_bytes = 1ull << 30};
@@ -270,8 +271,8 @@ static void read_postgres(creader *r, yaml_node_t *node, config_postgres *p)
 {
     static const char *const keys[] = {"conninfo",       "password_file",  "source",
                                        "batch_records",  "batch_age_ms",   "connect_timeout_s",
-                                       "backoff_min_ms", "backoff_max_ms", "spool_max_bytes",
-                                       NULL};
+                                       "connections",    "backoff_min_ms", "backoff_max_ms",
+                                       "spool_max_bytes", NULL};
     size_t saved = cr_push_key(r, "postgres");
     if (cr_expect_map(r, node, "the postgres export") >= 0) {
         p->enabled = true;
@@ -282,6 +283,7 @@ static void read_postgres(creader *r, yaml_node_t *node, config_postgres *p)
         cr_u32(r, node, "batch_records", 1, 1u << 22, &p->batch_records);
         cr_u32(r, node, "batch_age_ms", 1, 3600u * 1000, &p->batch_age_ms);
         cr_u32(r, node, "connect_timeout_s", 1, 3600, &p->connect_timeout_s);
+        cr_u32(r, node, "connections", 1, 4, &p->connections);
         read_backoff(r, node, &p->backoff_min_ms, &p->backoff_max_ms);
         cr_size(r, node, "spool_max_bytes", 1u << 20, 1ull << 44, &p->spool_max_bytes);
     }
@@ -324,7 +326,9 @@ static void read_mqtt(creader *r, yaml_node_t *node, config_mqtt *m)
         cr_str(r, node, "username", 200, &m->username);
         cr_str(r, node, "password_file", 400, &m->password_file);
         cr_u32(r, node, "keepalive_s", 5, 65535, &m->keepalive_s);
-        cr_u32(r, node, "batch_records", 1, 65535, &m->batch_records);
+        /* Up to 3 batches wait for PUBACKs at once, and MQTT message ids are
+         * 16-bit: 3 x 20000 stays below the 65535 ids a session has. */
+        cr_u32(r, node, "batch_records", 1, 20000, &m->batch_records);
         cr_u32(r, node, "batch_age_ms", 1, 3600u * 1000, &m->batch_age_ms);
         cr_u32(r, node, "ack_timeout_ms", 100, 3600u * 1000, &m->ack_timeout_ms);
         read_backoff(r, node, &m->backoff_min_ms, &m->backoff_max_ms);

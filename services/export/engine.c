@@ -505,6 +505,7 @@ static void launch(engine *e, int ring_batches)
     export_batch spare = f->batch;
     f->batch = e->taking;
     f->batch.id = ++e->next_id;
+    f->batch.may_repeat |= e->opts->always_dedupe;
     f->ring_batches = ring_batches;
     f->launched_ms = mono_ms();
     e->taking = spare;
@@ -631,7 +632,7 @@ int export_engine_run(shm_segment *seg, export_target *target,
     e->seg = seg;
     e->target = target;
     e->opts = opts;
-    e->window = target->ops->window;
+    e->window = target->window;
     if (e->window < 1 || e->window > EXPORT_MAX_WINDOW)
         e->window = 1;
     shm_segment_info info;

@@ -199,7 +199,6 @@ void export_wipe(void *p, size_t n);
 typedef struct export_target_ops {
     const char *name;  /* "postgres", "mqtt": the target's label in logs and counters */
     const char *group; /* its consumer group */
-    int window;        /* batches in flight at once; 1: each is confirmed before the next */
     int (*connect)(void *t, char *reason, size_t len);
     /* Starts delivering b (b stays valid and unchanged until it is
      * collected or abandoned). Submitting a batch id the target still holds
@@ -235,6 +234,7 @@ typedef struct export_target_ops {
 typedef struct export_target {
     const export_target_ops *ops;
     void *impl;
+    int window; /* batches in flight at once (1..EXPORT_MAX_WINDOW) */
 } export_target;
 
 struct config;
@@ -255,6 +255,7 @@ typedef struct export_engine_options {
     uint64_t spool_max_bytes;
     const char *spool_dir;  /* <data_dir>/export */
     uint32_t commit_delay_ms; /* tests only: pause between confirmation and ring ack */
+    bool always_dedupe;       /* tests and bench only: treat every batch as a repeat */
 } export_engine_options;
 
 /* Runs until *stop becomes non-zero. Returns 0 on an orderly stop or a

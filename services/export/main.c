@@ -142,6 +142,10 @@ int main(int argc, char **argv)
     export_engine_options opts = {.member = member};
     if (parse_u32_env("SHMBUS_EXPORT_TEST_COMMIT_DELAY_MS", &opts.commit_delay_ms) < 0)
         return 2;
+    /* The bench measures the deduplicating path (staging table + ON
+     * CONFLICT) that re-delivered and replayed batches take. */
+    const char *dedupe = getenv("SHMBUS_EXPORT_TEST_ALWAYS_DEDUPE");
+    opts.always_dedupe = dedupe && strcmp(dedupe, "1") == 0;
     log_init(pg ? "export-pg" : "export-mqtt");
 
     char err[4096];

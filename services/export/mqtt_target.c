@@ -29,6 +29,7 @@
 
 #include <errno.h>
 #include <mosquitto.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -40,6 +41,9 @@
 #define MQTT_CONNECT_TIMEOUT_MS 5000
 #define MID_COUNT 65536
 #define MQTT_WINDOW 3 /* batches in flight */
+#define MQTT_MAX_BATCH 20000 /* export.mqtt.batch_records at most (the loader checks) */
+_Static_assert(MQTT_WINDOW * MQTT_MAX_BATCH < MID_COUNT - 1,
+               "every message in flight has its own 16-bit message id");
 _Static_assert(MQTT_WINDOW <= EXPORT_MAX_WINDOW, "the engine holds the batches in flight");
 
 enum row_state { ROW_NEW = 0, ROW_SENT = 1, ROW_ACKED = 2 };
@@ -73,6 +77,7 @@ typedef struct mqtt_target {
     char describe[1024];
     export_catalog *cat;
 
+    char last_log_error[200];
     bool connected; /* CONNACK accepted and no disconnect since */
     int connack;    /* last CONNACK code, -1 while waiting */
     bool recreate;  /* replace the client before the next connect */
@@ -124,10 +129,14 @@ static void on_publish(struct mosquitto *mosq, void *obj, int mid)
     }
 }
 
+/* libmosquitto says why a TLS handshake failed only in its log: keep the
+ * last error line for the next reason we report. */
 static void on_log(struct mosquitto *mosq, void *obj, int level, const char *str)
 {
     (void)mosq;
-    (void)obj;
+    mqtt_target *t = obj;
+    if (level & MOSQ_LOG_ERR)
+        snprintf(t->last_log_error, sizeof t->last_log_error, "%s", str);
     if (level & (MOSQ_LOG_ERR | MOSQ_LOG_WARNING))
         log_debug("mqtt: libmosquitto: %s", str);
 }
@@ -230,12 +239,18 @@ static int service(mqtt_target *t, int timeout_ms)
     return mosquitto_loop(t->mosq, timeout_ms, 1);
 }
 
-static void describe_error(int rc, char *reason, size_t len, const char *what)
+static void describe_error(mqtt_target *t, int rc, char *reason, size_t len, const char *what)
 {
-    if (rc == MOSQ_ERR_ERRNO)
-        snprintf(reason, len, "%s: %s", what, strerror(errno));
+    const char *text = rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc);
+    /* libmosquitto leaves getaddrinfo's code in errno for a failed lookup. */
+    if (rc == MOSQ_ERR_EAI)
+        snprintf(reason, len, "%s: cannot resolve host name %s: %s", what, t->host,
+                 gai_strerror(errno));
+    else if (rc == MOSQ_ERR_TLS && t->last_log_error[0])
+        snprintf(reason, len, "%s: %s (%s)", what, text, t->last_log_error);
     else
-        snprintf(reason, len, "%s: %s", what, mosquitto_strerror(rc));
+        snprintf(reason, len, "%s: %s", what, text);
+    t->last_log_error[0] = '\0';
 }
 
 static int mqtt_connect(void *impl, char *reason, size_t len)
@@ -255,7 +270,7 @@ static int mqtt_connect(void *impl, char *reason, size_t len)
     else
         rc = mosquitto_connect_async(t->mosq, t->host, t->port, t->keepalive);
     if (rc != MOSQ_ERR_SUCCESS) {
-        describe_error(rc, reason, len, "connecting");
+        describe_error(t, rc, reason, len, "connecting");
         return EXPORT_EDOWN;
     }
     t->ever_connected = true;
@@ -267,7 +282,7 @@ static int mqtt_connect(void *impl, char *reason, size_t len)
         }
         rc = service(t, 50);
         if (rc != MOSQ_ERR_SUCCESS && t->connack < 0) {
-            describe_error(rc, reason, len, "connecting");
+            describe_error(t, rc, reason, len, "connecting");
             return EXPORT_EDOWN;
         }
     }
@@ -287,7 +302,7 @@ static int mqtt_poll(void *impl, char *reason, size_t len)
     }
     int rc = service(t, 0);
     if (rc != MOSQ_ERR_SUCCESS || !t->connected) {
-        describe_error(rc, reason, len, "connection lost");
+        describe_error(t, rc, reason, len, "connection lost");
         return EXPORT_EDOWN;
     }
     return 0;
@@ -337,7 +352,7 @@ static int publish_new(mqtt_target *t, int slot_index, char *reason, size_t len)
         int mid = 0;
         int rc = mosquitto_publish(t->mosq, &mid, topic, pl, payload, t->qos, t->retain);
         if (rc != MOSQ_ERR_SUCCESS) {
-            describe_error(rc, reason, len, "publishing");
+            describe_error(t, rc, reason, len, "publishing");
             return rc == MOSQ_ERR_NOMEM ? EXPORT_ENOMEM : EXPORT_EDOWN;
         }
         sl->unsent--;
@@ -416,7 +431,7 @@ static int mqtt_collect(void *impl, int timeout_ms, uint64_t *duplicates, int ma
     for (;;) {
         int rc = service(t, 0);
         if (rc != MOSQ_ERR_SUCCESS || !t->connected) {
-            describe_error(rc, reason, len, "connection lost while waiting for PUBACKs");
+            describe_error(t, rc, reason, len, "connection lost while waiting for PUBACKs");
             return EXPORT_EDOWN;
         }
         int done = 0;
@@ -443,7 +458,7 @@ static int mqtt_collect(void *impl, int timeout_ms, uint64_t *duplicates, int ma
             return 0;
         rc = service(t, left < 50 ? (int)left : 50);
         if (rc != MOSQ_ERR_SUCCESS || !t->connected) {
-            describe_error(rc, reason, len, "connection lost while waiting for PUBACKs");
+            describe_error(t, rc, reason, len, "connection lost while waiting for PUBACKs");
             return EXPORT_EDOWN;
         }
     }
@@ -481,7 +496,6 @@ static int mqtt_bind_catalog(void *impl, export_catalog *cat)
 static const export_target_ops mqtt_ops = {
     .name = "mqtt",
     .group = "export-mqtt",
-    .window = MQTT_WINDOW,
     .connect = mqtt_connect,
     .submit = mqtt_submit,
     .collect = mqtt_collect,
@@ -503,6 +517,12 @@ int mqtt_target_create(const config *cfg, const char *member, export_target *out
     if (!t || !(t->mid_row = malloc(MID_COUNT * sizeof *t->mid_row)) ||
         !(t->mid_slot = calloc(MID_COUNT, sizeof *t->mid_slot))) {
         snprintf(reason, len, "out of memory");
+        goto fail;
+    }
+    if (m->batch_records > MQTT_MAX_BATCH) {
+        snprintf(reason, len, "export.mqtt.batch_records %u is above %d", m->batch_records,
+                 MQTT_MAX_BATCH);
+        rc = EXPORT_EREJECT;
         goto fail;
     }
     snprintf(t->host, sizeof t->host, "%s", m->host);
@@ -539,6 +559,7 @@ int mqtt_target_create(const config *cfg, const char *member, export_target *out
     forget_batches(t);
     out->ops = &mqtt_ops;
     out->impl = t;
+    out->window = MQTT_WINDOW;
     return 0;
 fail:
     if (t) {

@@ -404,6 +404,7 @@ static void test_export_section(void **state)
     assert_int_equal(cfg->postgres.batch_records, 500);
     assert_int_equal(cfg->postgres.batch_age_ms, 500);
     assert_int_equal(cfg->postgres.connect_timeout_s, 5);
+    assert_int_equal(cfg->postgres.connections, 2);
     assert_string_equal(cfg->postgres.source, "");
     assert_true(cfg->postgres.spool_max_bytes == 1ull << 30);
     assert_int_equal(cfg->mqtt.qos, 1);
@@ -424,6 +425,7 @@ static void test_export_section(void **state)
                   "    batch_records: 2000\n"
                   "    batch_age_ms: 250\n"
                   "    connect_timeout_s: 3\n"
+                  "    connections: 3\n"
                   "    backoff_min_ms: 50\n"
                   "    backoff_max_ms: 2000\n"
                   "    spool_max_bytes: 64MiB\n"
@@ -450,6 +452,7 @@ static void test_export_section(void **state)
     assert_int_equal(cfg->postgres.batch_records, 2000);
     assert_int_equal(cfg->postgres.batch_age_ms, 250);
     assert_int_equal(cfg->postgres.connect_timeout_s, 3);
+    assert_int_equal(cfg->postgres.connections, 3);
     assert_int_equal(cfg->postgres.backoff_min_ms, 50);
     assert_int_equal(cfg->postgres.backoff_max_ms, 2000);
     assert_true(cfg->postgres.spool_max_bytes == 64ull << 20);
@@ -483,7 +486,7 @@ static void test_export_section(void **state)
     expect_error("export:\n  postgres: {dbname: plant}\n",
                  "plant.yaml:2: export.postgres: unknown key 'dbname' (expected conninfo, "
                  "password_file, source, batch_records, batch_age_ms, connect_timeout_s, "
-                 "backoff_min_ms, backoff_max_ms, spool_max_bytes)");
+                 "connections, backoff_min_ms, backoff_max_ms, spool_max_bytes)");
     expect_error("export:\n  mqtt: {prefix: 'plant/#'}\n",
                  "plant.yaml:2: export.mqtt.prefix: 'plant/#' is not a topic prefix (not empty, "
                  "no '+' or '#', no leading or trailing '/')");
@@ -498,7 +501,9 @@ static void test_export_section(void **state)
                  "plant.yaml:2: export.mqtt: a client certificate needs tls_ca_file or "
                  "tls_ca_path");
     expect_error("export:\n  mqtt: {batch_records: 0}\n",
-                 "plant.yaml:2: export.mqtt.batch_records: 0 is out of range (1..65535)");
+                 "plant.yaml:2: export.mqtt.batch_records: 0 is out of range (1..20000)");
+    expect_error("export:\n  postgres: {connections: 5}\n",
+                 "plant.yaml:2: export.postgres.connections: 5 is out of range (1..4)");
 }
 
 static void test_device_errors(void **state)

@@ -25,6 +25,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -128,6 +129,36 @@ def wait_until(cond, timeout, what, interval=0.05):
     fail(f"timed out after {timeout} s waiting for {what}")
 
 
+class SilentServer:
+    """A loopback port that accepts connections and never says a word: a
+    database or broker host that is there but does not answer. Its
+    connections are held until the test ends."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(1024)
+        self.port = self.sock.getsockname()[1]
+        self.held = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                self.held.append(self.sock.accept()[0])
+            except OSError:
+                return
+
+
+def secret(directory, name, text):
+    """A password file (mode 0600) holding text; returns its path."""
+    path = os.path.join(directory, name)
+    with open(path, "w") as f:
+        f.write(text + "\n")
+    os.chmod(path, 0o600)
+    return path
+
+
 def server_user():
     """The user servers run as: nobody when we are root, else ourselves."""
     if os.geteuid() == 0:
@@ -154,7 +185,7 @@ class Postgres:
 
     PASSWORD = "s3cret-export-pw"
 
-    def __init__(self, fsync=False):
+    def __init__(self, fsync=False, settings=()):
         bindir = pg_bindir()
         if not bindir or not shutil.which("psql"):
             skip("PostgreSQL server binaries or psql are not installed")
@@ -166,6 +197,7 @@ class Postgres:
         self.port = free_port()
         self.log = os.path.join(self.dir, "postgres.log")
         self.fsync = fsync
+        self.settings = list(settings)  # more "-c name=value" for the server
         pwfile = os.path.join(self.dir, "pw")
         with open(pwfile, "w") as f:
             f.write(self.PASSWORD + "\n")
@@ -196,6 +228,8 @@ class Postgres:
                 # is left in /dev/shm even when the server is killed
                 "-c", "dynamic_shared_memory_type=mmap",
                 "-c", "log_min_messages=warning"]
+        for setting in self.settings:
+            args += ["-c", setting]
         self.proc = spawn(args, self.log, user=self.user)
         wait_until(lambda: self._ready(), 30, "postgres to accept connections")
 
@@ -232,12 +266,45 @@ class Postgres:
         return f"host=127.0.0.1 port={self.port} dbname={db} user=shmbus"
 
 
+# ----------------------------------------------------------------------- TLS
+
+def test_pki():
+    """A throw-away PKI in a temporary directory owned by the server user:
+    ca.pem (the test CA), server.pem/server.key (CN and subjectAltName
+    127.0.0.1, signed by the CA; the key readable by its owner only) and
+    other.pem (a CA that signed nothing here). Skips without openssl."""
+    if not shutil.which("openssl"):
+        skip("openssl is not installed")
+    user = server_user()
+    pki = tmpdir(user)
+
+    def openssl(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=pki)
+
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+            "-subj", "/CN=shmbus test CA")
+    openssl("req", "-x509", *ec, "-keyout", "other.key", "-out", "other.pem", "-days", "2",
+            "-subj", "/CN=some other CA")
+    openssl("req", *ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1")
+    with open(os.path.join(pki, "ext"), "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1\n")
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "ext")
+    for name in os.listdir(pki):
+        path = os.path.join(pki, name)
+        if user:
+            os.chown(path, user.pw_uid, user.pw_gid)
+        os.chmod(path, 0o600 if name.endswith(".key") else 0o644)
+    return pki
+
+
 # ----------------------------------------------------------------- mosquitto
 
 class Mosquitto:
     """mosquitto on a free loopback port, persistence in a temporary dir."""
 
-    def __init__(self, users=None):
+    def __init__(self, users=None, listener_conf=()):
         if not shutil.which("mosquitto") and not os.path.exists("/usr/sbin/mosquitto"):
             skip("mosquitto is not installed")
         self.exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
@@ -245,7 +312,7 @@ class Mosquitto:
         self.dir = tmpdir(self.user)
         self.port = free_port()
         self.log = os.path.join(self.dir, "mosquitto.log")
-        conf = [f"listener {self.port} 127.0.0.1", "persistence true",
+        conf = [f"listener {self.port} 127.0.0.1", *listener_conf, "persistence true",
                 f"persistence_location {self.dir}/", "autosave_interval 1",
                 "max_queued_messages 0", "max_inflight_messages 0",
                 f"log_dest file {self.log}", "log_type error", "log_type warning",
@@ -301,14 +368,22 @@ class Subscriber:
     printing one line per message: topic and payload."""
 
     def __init__(self, broker, topic, out_dir, client_id="test-sub", username=None,
-                 password=None):
+                 password=None, extra_args=()):
         self.path = os.path.join(out_dir, f"{client_id}.out")
         self.broker = broker
         self.args = ["mosquitto_sub", "-h", "127.0.0.1", "-p", str(broker.port), "-q", "1",
                      "-c", "-i", client_id, "-t", topic, "-F", "%t %p"]
         if username:
             self.args += ["-u", username, "-P", password]
+        self.args += list(extra_args)
         self.proc = spawn(self.args, self.path)
+
+    def wait_all(self, put_result, timeout, what="mosquitto_sub to receive every record"):
+        """Waits until every record of a put arrived (at least once)."""
+        want = set(range(put_result["first_seq"], put_result["last_seq"] + 1))
+        wait_until(lambda: want <= {p["seq"] for _, p in self.messages()}, timeout, what,
+                   interval=0.3)
+        return want
 
     def messages(self):
         out = []
@@ -395,13 +470,24 @@ class Group:
     def group(self, name):
         return self.stats()[1].get(name)
 
-    def write_config(self, path, export_yaml):
+    def write_config(self, path, export_yaml, extra_yaml=""):
         with open(path, "w") as f:
             f.write(f"segment: {{name: {self.name}, slot_count: {self.slots}, "
                     f"policy: {self.policy}}}\n")
             f.write(f"paths: {{data_dir: {self.data_dir}, run_dir: {self.dir}}}\n")
+            f.write(extra_yaml)
             f.write("export:\n" + export_yaml)
         return path
+
+    def mqtt_config(self, name, host, port, **settings):
+        """A configuration file with an export.mqtt section: client id gw,
+        prefix plant, batches of 200 or 100 ms, fast backoff, and then
+        `settings` (which may override any of these)."""
+        mqtt = {"host": host, "port": port, "client_id": "gw", "prefix": "plant",
+                "batch_records": 200, "batch_age_ms": 100, "backoff_min_ms": 100,
+                "backoff_max_ms": 500, **settings}
+        body = "  mqtt:\n" + "".join(f"    {k}: {v}\n" for k, v in mqtt.items())
+        return self.write_config(os.path.join(self.dir, f"{name}.yaml"), body)
 
     def start_exporter(self, config, target, member, env_extra=None):
         env = dict(os.environ)
@@ -436,6 +522,46 @@ class Group:
             if marker in text:
                 fail(f"{member}: sanitizer report in its log:\n{text[text.index(marker) - 200:][:3000]}")
         return p.returncode
+
+    def wait_retrying(self, target, members, retries, timeout):
+        """Waits until each member counted at least `retries` failed attempts."""
+        wait_until(lambda: all(self.counter("retries_total", target, m) >= retries
+                               for m in members), timeout, f"{', '.join(members)} to retry")
+
+    def put_drained(self, count, rate, group, timeout=60):
+        """Puts count records at rate and waits until group acknowledged them."""
+        res = self.put(count, rate=rate)
+        check(res["put"] == count, f"feeder put {count} records")
+        self.wait_drained(group, res, timeout)
+        return res
+
+    def error_lines(self, member, target):
+        """The lines of a member's log that report an outage of its target."""
+        return [l for l in self.exporter_log(member).splitlines()
+                if f" error: {target} target " in l]
+
+    def check_bad_member(self, member, target, reason, secrets=()):
+        """A member that cannot use its target: it keeps running, took no
+        batch, logged exactly one error line (naming the target) with
+        `reason` in it, and none of `secrets`."""
+        p, _ = self.exporters[member]
+        check(p.poll() is None, f"{member} keeps running")
+        check(self.counter("batches_total", target, member) == 0, f"{member} took no batch")
+        errors = self.error_lines(member, target)
+        check(len(errors) == 1 and reason in errors[0],
+              f"{member}: one error line naming the reason '{reason}' ({errors[:2]})")
+        log(f"  {errors[0].split(' error: ', 1)[1][:200]}")
+        text = self.exporter_log(member)
+        check(not any(s in text for s in secrets), f"{member}: no password in the log")
+
+    def start_fails(self, target, name, export_yaml, expect):
+        """A configuration that can never work: shmbus-export exits 2 at
+        start with `expect` in its error output."""
+        cfg = self.write_config(os.path.join(self.dir, f"{name}.yaml"), export_yaml)
+        r = subprocess.run([bin_path("shmbus-export"), "--config", cfg, "--target", target,
+                            "--name", name], capture_output=True, text=True, timeout=30)
+        check(r.returncode == 2 and expect in r.stderr,
+              f"{name}: exit 2 with '{expect}' (got {r.returncode}: {r.stderr.strip()[-200:]})")
 
     def wait_drained(self, group, put_result, timeout):
         """Waits until every record put is acknowledged in `group`."""

@@ -20,17 +20,14 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from exportlib import Group, Postgres, check, expected_row_sql, log, wait_until  # noqa: E402
+from exportlib import Group, Postgres, check, expected_row_sql, log, secret, wait_until  # noqa: E402
 
 random.seed(os.getpid())
 pg = Postgres()
 pg.createdb("plant")
 grp = Group(policy="backpressure", slots=65536, tags=10)
 grp.create(groups=("export-pg",))
-pwfile = os.path.join(grp.dir, "pg.pass")
-with open(pwfile, "w") as f:
-    f.write(Postgres.PASSWORD + "\n")
-os.chmod(pwfile, 0o600)
+pwfile = secret(grp.dir, "pg.pass", Postgres.PASSWORD)
 cfg = grp.write_config(os.path.join(grp.dir, "plant.yaml"), f"""\
   postgres:
     conninfo: "{pg.tcp_conninfo('plant')}"
@@ -64,7 +61,7 @@ res1 = grp.feed_result(out)
 check(res1["put"] == N1, f"feeder put {N1} records")
 grp.wait_drained("export-pg", res1, 90)
 first = res1["first_seq"]
-rows = pg.psql(f"SELECT count(*), count(DISTINCT seq), min(seq), max(seq) FROM shmbus_values",
+rows = pg.psql("SELECT count(*), count(DISTINCT seq), min(seq), max(seq) FROM shmbus_values",
                db="plant")
 check(rows == f"{N1}|{N1}|{first}|{res1['last_seq']}",
       f"after {kills} kills every acknowledged record is in the table exactly once ({rows})")
@@ -87,7 +84,7 @@ log("PostgreSQL is back")
 check(feeder.wait(timeout=120) == 0, "feeder finished")
 res2 = grp.feed_result(out)
 grp.wait_drained("export-pg", res2, 90)
-rows = pg.psql(f"SELECT count(*), count(DISTINCT seq), min(seq), max(seq) FROM shmbus_values",
+rows = pg.psql("SELECT count(*), count(DISTINCT seq), min(seq), max(seq) FROM shmbus_values",
                db="plant")
 check(rows == f"{N1 + N2}|{N1 + N2}|{first}|{res2['last_seq']}",
       f"after the database crash every record is in the table exactly once ({rows})")
@@ -98,7 +95,7 @@ check(outages >= 2, f"both members counted the outage ({outages})")
 check(grp.counter("retries_total", "postgres") >= outages, "retries are counted")
 for m in members:
     text = grp.exporter_log(m)
-    errors = [l for l in text.splitlines() if " error: postgres target " in l]
+    errors = grp.error_lines(m, "postgres")
     backs = [l for l in text.splitlines() if "back after" in l]
     check(len(errors) >= 1 and len(errors) == len(backs),
           f"{m}: one error line per outage and one when it ended ({len(errors)}/{len(backs)})")

@@ -42,7 +42,7 @@ time.sleep(2)
 log("stopping PostgreSQL for 4 s")
 pg.stop("fast")
 t_down = time.monotonic()
-peak = wait_until(lambda: grp.counter("spool_bytes", "postgres"), 3,
+peak = wait_until(lambda: grp.counter("spool_bytes", "postgres"), 10,
                   "the spool to take records while the database is away")
 log(f"spool holds {peak} bytes")
 p1, _ = grp.exporters["pg-1"]
