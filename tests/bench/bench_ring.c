@@ -19,6 +19,7 @@
 #include <nng/protocol/pipeline0/pull.h>
 #include <nng/protocol/pipeline0/push.h>
 #include <nng/supplemental/util/platform.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -299,6 +300,22 @@ static double run_ring_case(const struct ring_case *rc, uint64_t n, int check)
  * The same measurement runs on the minimal SPSC ring (the baseline). */
 #define LAT_GAP_NS 20000
 
+/* Latency runs put the consumer and the producer on different CPUs (the
+ * last and the first) when there are two or more: left to the scheduler,
+ * the woken producer sometimes lands on the busy consumer's CPU and the
+ * record waits until the producer sleeps again. A deployment that cares
+ * about latency pins its processes the same way (CPUAffinity= in systemd). */
+static void pin_to_cpu(int which_end)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 2)
+        return;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(which_end ? (int)n - 1 : 0, &set);
+    sched_setaffinity(0, sizeof set, &set);
+}
+
 static void pace_sleep(void)
 {
     struct timespec ts = {0, LAT_GAP_NS};
@@ -348,6 +365,7 @@ static double run_latency(uint64_t samples, double *p50, double *p99, int check)
     struct shared *sh = shared_new(samples);
     pid_t cons = fork();
     if (cons == 0) {
+        pin_to_cpu(1);
         shm_consumer *c;
         if (shm_consumer_open(seg, "lat", "lat-c", &c) != 0)
             _exit(1);
@@ -370,6 +388,7 @@ static double run_latency(uint64_t samples, double *p50, double *p99, int check)
     }
     pid_t prod = fork();
     if (prod == 0) {
+        pin_to_cpu(0);
         prctl(PR_SET_TIMERSLACK, 1UL);
         wait_go(sh);
         shm_producer *p;
@@ -407,6 +426,7 @@ static double run_latency_spsc(uint64_t samples, double *p50, double *p99, int c
     struct shared *sh = shared_new(samples);
     pid_t cons = fork();
     if (cons == 0) {
+        pin_to_cpu(1);
         atomic_store(&sh->go, 1);
         uint64_t got = 0;
         for (uint64_t i = 0; i < samples; i++) {
@@ -419,6 +439,7 @@ static double run_latency_spsc(uint64_t samples, double *p50, double *p99, int c
     }
     pid_t prod = fork();
     if (prod == 0) {
+        pin_to_cpu(0);
         prctl(PR_SET_TIMERSLACK, 1UL);
         wait_go(sh);
         for (uint64_t i = 0; i < samples; i++) {
