@@ -270,6 +270,11 @@ static int cmp_by_root(const void *pa, const void *pb, void *ctx)
 /* Splits the columns into sets of at most `budget` reserved points, each
  * group of columns that shared blocks in one set unless it alone is larger.
  * Returns the number of sets. */
+static size_t reserved(const struct col *c)
+{
+    return c->total < WINDOW_POINTS ? (size_t)c->total : WINDOW_POINTS;
+}
+
 static int assign_sets(struct merge *m, size_t budget, uint32_t *nsets)
 {
     uint32_t *order = malloc((m->ncols ? m->ncols : 1) * sizeof *order);
@@ -282,15 +287,25 @@ static int assign_sets(struct merge *m, size_t budget, uint32_t *nsets)
     qsort_r(order, m->ncols, sizeof *order, cmp_by_root, m);
     uint32_t set = 0;
     size_t sum = 0;
-    for (size_t k = 0; k < m->ncols; k++) {
-        struct col *c = &m->cols[order[k]];
-        size_t r = c->total < WINDOW_POINTS ? (size_t)c->total : WINDOW_POINTS;
-        if (sum && sum + r > budget) {
+    for (size_t k = 0; k < m->ncols;) {
+        /* a group of columns that shared blocks: into the current set if
+         * it fits, else into a new one; cut only when larger than a set */
+        size_t end = k, group = 0;
+        for (; end < m->ncols && m->cols[order[end]].parent == m->cols[order[k]].parent; end++)
+            group += reserved(&m->cols[order[end]]);
+        if (sum && sum + group > budget) {
             set++;
             sum = 0;
         }
-        c->set = set;
-        sum += r;
+        for (; k < end; k++) {
+            struct col *c = &m->cols[order[k]];
+            if (sum && sum + reserved(c) > budget) {
+                set++;
+                sum = 0;
+            }
+            c->set = set;
+            sum += reserved(c);
+        }
     }
     free(order);
     *nsets = set + 1;
