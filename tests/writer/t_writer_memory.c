@@ -11,6 +11,9 @@
  *     AddressSanitizer: its shadow memory and quarantine (256 MB of freed
  *     blocks kept on purpose) make resident memory say nothing about the
  *     writer.
+ *   - plan_from_config: the memory keys of the configuration file are
+ *     what the writer logs as its plan; a value out of range is refused
+ *     with the file, line and key named.
  *   - blocks_cut: with 64 KiB write buffers and a backlog, blocks larger
  *     than a buffer are cut into several writes (no block in the file is
  *     larger than the buffer, and some follow each other with interleaved
@@ -209,9 +212,44 @@ static void test_blocks_cut(void **state)
     shm_segment_close(&seg);
 }
 
+static void test_plan_from_config(void **state)
+{
+    (void)state;
+    char segname[64], data[256], log[512], cfg[600];
+    shm_segment *seg = wtest_segment(segname, sizeof segname, 1 << 12, 4);
+    shmtest_tmpdir(data, sizeof data);
+    snprintf(log, sizeof log, "%s/w1.log", data);
+    snprintf(cfg, sizeof cfg, "%s/plant.yaml", data);
+    FILE *f = fopen(cfg, "w");
+    fprintf(f, "writer:\n  depth: 2\n  buffer_bytes: 256KiB\n  block_points: 4096\n"
+               "  seal_memory: 2MiB\n");
+    fclose(f);
+    const char *extra[] = {"--config", cfg, NULL};
+    pid_t w = wtest_writer_spawn(segname, data, "w1", log, extra);
+    assert_true(wtest_writer_joined(seg, "w1", 10000));
+    for (int i = 0; i < 1000 && !wtest_count_in_file(log, "memory plan:"); i++)
+        sleep_ms(10);
+    assert_int_equal(wtest_count_in_file(log, "write buffers 2 x 0.25 MiB = 0.5 MiB (pinned), "
+                                              "block builder <= 4096 points"),
+                     1);
+    assert_int_equal(wtest_count_in_file(log, "sealer 2.0 MiB of points"), 1);
+    assert_int_equal(wtest_writer_stop(w, 30000), 0);
+
+    f = fopen(cfg, "w");
+    fprintf(f, "writer:\n  buffer_bytes: 1KiB\n");
+    fclose(f);
+    snprintf(log, sizeof log, "%s/w2.log", data);
+    w = wtest_writer_spawn(segname, data, "w2", log, extra);
+    int st = shmtest_wait_pid(w, 10000);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 2);
+    assert_int_equal(wtest_count_in_file(log, "plant.yaml:2: writer.buffer_bytes"), 1);
+    shm_segment_close(&seg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_plan_from_config),
         cmocka_unit_test(test_blocks_cut),
         cmocka_unit_test(test_rss_bound),
     };
