@@ -47,9 +47,7 @@ struct stream {
 struct chunk_builder {
     struct column *cols;
     size_t ncols, cols_alloc; /* columns in use, columns with allocations */
-    uint64_t *map_keys;       /* open addressing: key -> column index + 1 */
-    uint32_t *map_vals;
-    size_t map_cap;
+    chunk_map map;            /* (device << 32 | tag) -> column index + 1 */
     size_t points, max_col;
     uint64_t *scratch, *scratch2;
     size_t scratch_cap;
@@ -72,11 +70,8 @@ int chunk_builder_new(chunk_builder **out)
     chunk_builder *b = calloc(1, sizeof *b);
     if (!b)
         return chunk__fail(CHUNK_ENOMEM, "out of memory for a block builder");
-    b->map_cap = 256;
-    b->map_keys = calloc(b->map_cap, sizeof *b->map_keys);
-    b->map_vals = calloc(b->map_cap, sizeof *b->map_vals);
     b->direct = calloc(DIRECT_TAGS, sizeof *b->direct);
-    if (!b->map_keys || !b->map_vals || !b->direct) {
+    if (!b->direct) {
         chunk_builder_free(&b);
         return chunk__fail(CHUNK_ENOMEM, "out of memory for a block builder");
     }
@@ -92,8 +87,7 @@ void chunk_builder_free(chunk_builder **bp)
     for (size_t i = 0; i < b->cols_alloc; i++)
         chunk_series_free(&b->cols[i].s);
     free(b->cols);
-    free(b->map_keys);
-    free(b->map_vals);
+    chunk_map_free(&b->map);
     free(b->scratch);
     free(b->scratch2);
     free(b->streams);
@@ -114,7 +108,7 @@ void chunk_builder_reset(chunk_builder *b)
     b->max_col = 0;
     b->encoding = false;
     b->next = 0;
-    memset(b->map_vals, 0, b->map_cap * sizeof *b->map_vals);
+    chunk_map_clear(&b->map);
 }
 
 size_t chunk_builder_memory(const chunk_builder *b)
@@ -139,46 +133,11 @@ void chunk_builder_trim(chunk_builder *b, size_t limit)
     }
 }
 
-static inline size_t map_slot(uint64_t key, size_t cap)
-{
-    return (size_t)((key * 0x9E3779B97F4A7C15ull) >> 32) & (cap - 1);
-}
-
-static int map_grow(chunk_builder *b)
-{
-    size_t cap = b->map_cap * 2;
-    uint64_t *keys = calloc(cap, sizeof *keys);
-    uint32_t *vals = calloc(cap, sizeof *vals);
-    if (!keys || !vals) {
-        free(keys);
-        free(vals);
-        return chunk__fail(CHUNK_ENOMEM, "out of memory for %zu columns", b->ncols);
-    }
-    for (size_t i = 0; i < b->map_cap; i++) {
-        if (!b->map_vals[i])
-            continue;
-        size_t j = map_slot(b->map_keys[i], cap);
-        while (vals[j])
-            j = (j + 1) & (cap - 1);
-        keys[j] = b->map_keys[i];
-        vals[j] = b->map_vals[i];
-    }
-    free(b->map_keys);
-    free(b->map_vals);
-    b->map_keys = keys;
-    b->map_vals = vals;
-    b->map_cap = cap;
-    return 0;
-}
-
 /* The column for (tag, device) if there is one. */
 static struct column *column_find(chunk_builder *b, uint32_t tag, uint32_t dev)
 {
-    uint64_t key = (uint64_t)dev << 32 | tag;
-    for (size_t j = map_slot(key, b->map_cap); b->map_vals[j]; j = (j + 1) & (b->map_cap - 1))
-        if (b->map_keys[j] == key)
-            return &b->cols[b->map_vals[j] - 1];
-    return NULL;
+    uint32_t v = chunk_map_get(&b->map, (uint64_t)dev << 32 | tag);
+    return v ? &b->cols[v - 1] : NULL;
 }
 
 size_t chunk_builder_column_points(chunk_builder *b, uint32_t tag_id, uint32_t device_id)
@@ -197,19 +156,11 @@ static struct column *column_for(chunk_builder *b, uint32_t tag, uint32_t dev)
             return &b->cols[d - 1];
     }
     uint64_t key = (uint64_t)dev << 32 | tag;
-    size_t j = map_slot(key, b->map_cap);
-    while (b->map_vals[j]) {
-        if (b->map_keys[j] == key) {
-            if (tag < DIRECT_TAGS)
-                b->direct[tag] = b->map_vals[j];
-            return &b->cols[b->map_vals[j] - 1];
-        }
-        j = (j + 1) & (b->map_cap - 1);
-    }
-    if ((b->ncols + 1) * 2 > b->map_cap) {
-        if (map_grow(b) < 0)
-            return NULL;
-        return column_for(b, tag, dev);
+    uint32_t v = chunk_map_get(&b->map, key);
+    if (v) {
+        if (tag < DIRECT_TAGS)
+            b->direct[tag] = v;
+        return &b->cols[v - 1];
     }
     if (b->ncols == b->cols_alloc) {
         size_t n = b->cols_alloc ? b->cols_alloc * 2 : 64;
@@ -226,10 +177,11 @@ static struct column *column_for(chunk_builder *b, uint32_t tag, uint32_t dev)
     c->tag_id = tag;
     c->device_id = dev;
     c->s.n = 0;
-    b->map_keys[j] = key;
-    b->map_vals[j] = (uint32_t)++b->ncols;
+    if (chunk_map_put(&b->map, key, (uint32_t)b->ncols + 1) < 0)
+        return NULL;
+    b->ncols++;
     if (tag < DIRECT_TAGS)
-        b->direct[tag] = b->map_vals[j];
+        b->direct[tag] = (uint32_t)b->ncols;
     return c;
 }
 

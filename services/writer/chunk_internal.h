@@ -347,6 +347,20 @@ void chunk_raw_encode(wbuf *w, const int64_t *raw, const double *v, size_t n, in
                       uint64_t *scratch);
 int chunk_raw_decode(rbuf *r, size_t n, const double *v, int64_t *out);
 
+/* ------------------------------------------------------ column map */
+
+/* (device << 32 | tag) -> a value > 0 (chunk_map.c); zero-initialise. */
+typedef struct chunk_map {
+    uint64_t *keys;
+    uint32_t *vals;
+    size_t cap, n;
+} chunk_map;
+
+uint32_t chunk_map_get(const chunk_map *m, uint64_t key); /* 0: absent */
+int chunk_map_put(chunk_map *m, uint64_t key, uint32_t value); /* 0 or CHUNK_ENOMEM */
+void chunk_map_clear(chunk_map *m);
+void chunk_map_free(chunk_map *m);
+
 /* ------------------------------------------------- bounded file reading */
 
 /* A file read through one buffer (chunk_reader.c): get() points *out at

@@ -57,9 +57,7 @@ struct merge {
     chunk_out mid; /* the intermediate file */
     struct col *cols;
     size_t ncols, cap_cols;
-    uint64_t *keys; /* open addressing: (dev << 32 | tag) -> column + 1 */
-    uint32_t *vals;
-    size_t map_cap;
+    chunk_map map; /* (dev << 32 | tag) -> column + 1 */
     uint32_t *refs;
     size_t nrefs, cap_refs;
     struct mid_block *blocks;
@@ -171,53 +169,24 @@ static void unite(struct merge *m, uint32_t a, uint32_t b)
         m->cols[a > b ? a : b].parent = a < b ? a : b; /* the first seen stays the root */
 }
 
-static int map_grow(struct merge *m)
-{
-    size_t cap = m->map_cap ? m->map_cap * 2 : 1024;
-    uint64_t *keys = calloc(cap, sizeof *keys);
-    uint32_t *vals = calloc(cap, sizeof *vals);
-    if (!keys || !vals) {
-        free(keys);
-        free(vals);
-        return chunk__fail(CHUNK_ENOMEM, "out of memory for %zu columns", m->ncols);
-    }
-    for (size_t i = 0; i < m->map_cap; i++) {
-        if (!m->vals[i])
-            continue;
-        size_t j = (size_t)((m->keys[i] * 0x9E3779B97F4A7C15ull) >> 32) & (cap - 1);
-        while (vals[j])
-            j = (j + 1) & (cap - 1);
-        keys[j] = m->keys[i];
-        vals[j] = m->vals[i];
-    }
-    free(m->keys);
-    free(m->vals);
-    m->keys = keys;
-    m->vals = vals;
-    m->map_cap = cap;
-    return 0;
-}
-
 /* The column number of (tag, dev), a new one when first seen. */
 static int col_id(struct merge *m, uint32_t tag, uint32_t dev, uint32_t *id)
 {
-    if ((m->ncols + 1) * 2 > m->map_cap && map_grow(m) < 0)
-        return CHUNK_ENOMEM;
     uint64_t key = (uint64_t)dev << 32 | tag;
-    size_t j = (size_t)((key * 0x9E3779B97F4A7C15ull) >> 32) & (m->map_cap - 1);
-    for (; m->vals[j]; j = (j + 1) & (m->map_cap - 1))
-        if (m->keys[j] == key) {
-            *id = m->vals[j] - 1;
-            return 0;
-        }
+    uint32_t v = chunk_map_get(&m->map, key);
+    if (v) {
+        *id = v - 1;
+        return 0;
+    }
     struct col *cols = grow(m->cols, &m->cap_cols, m->ncols + 1, sizeof *cols);
     if (!cols)
         return chunk__fail(CHUNK_ENOMEM, "out of memory for %zu columns", m->ncols + 1);
     m->cols = cols;
     *id = (uint32_t)m->ncols;
+    int rc = chunk_map_put(&m->map, key, *id + 1);
+    if (rc < 0)
+        return rc;
     cols[m->ncols++] = (struct col){.tag = tag, .dev = dev, .parent = *id};
-    m->keys[j] = key;
-    m->vals[j] = *id + 1;
     return 0;
 }
 
@@ -393,8 +362,7 @@ bool chunk__rewrite_merges(const chunk_seal_ctx *ctx, const chunk_scan *s)
 static void merge_free(struct merge *m)
 {
     free(m->cols);
-    free(m->keys);
-    free(m->vals);
+    chunk_map_free(&m->map);
     free(m->refs);
     free(m->blocks);
 }

@@ -40,19 +40,6 @@ static shm_tag_value *noisy_points(size_t n, uint32_t tags, uint64_t seq0)
     return p;
 }
 
-static long find_seq(const shm_tag_value *pts, size_t n, uint64_t seq)
-{
-    size_t lo = 0, hi = n;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (pts[mid].sequence < seq)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo < n && pts[lo].sequence == seq ? (long)lo : -1;
-}
-
 /* Every point of a block, checked against the input and counted in seen. */
 struct collect {
     const shm_tag_value *pts;
@@ -75,7 +62,7 @@ static int collect_block(void *ctx, const uint8_t *block, size_t len, const chun
         chunk_series_clear(&s);
         assert_int_equal(chunk_data_decode_column(&v, col, CHUNK_F_ALL, &s), (int)ref.count);
         for (size_t i = 0; i < s.n; i++) {
-            long k = find_seq(c->pts, c->n, s.seq[i]);
+            long k = wtest_find_seq(c->pts, c->n, s.seq[i]);
             assert_true(k >= 0);
             const shm_tag_value *p = &c->pts[k];
             assert_int_equal(p->tag_id, ref.tag_id);
