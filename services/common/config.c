@@ -62,6 +62,7 @@ static int set_defaults(config *cfg)
                                       .batch_age_ms = 500,
                                       .connect_timeout_s = 5,
                                       .connections = 2,
+                                      .max_batches_per_commit = 16,
                                       .backoff_min_ms = 200,
                                       .backoff_max_ms = 10000,
                                       .spool_max_bytes = 1ull << 30};
@@ -276,8 +277,8 @@ static void read_postgres(creader *r, yaml_node_t *node, config_postgres *p)
 {
     static const char *const keys[] = {"conninfo",       "password_file",  "source",
                                        "batch_records",  "batch_age_ms",   "connect_timeout_s",
-                                       "connections",    "backoff_min_ms", "backoff_max_ms",
-                                       "spool_max_bytes", NULL};
+                                       "connections",    "max_batches_per_commit",
+                                       "backoff_min_ms", "backoff_max_ms", "spool_max_bytes", NULL};
     size_t saved = cr_push_key(r, "postgres");
     if (cr_expect_map(r, node, "the postgres export") >= 0) {
         p->enabled = true;
@@ -289,6 +290,8 @@ static void read_postgres(creader *r, yaml_node_t *node, config_postgres *p)
         cr_u32(r, node, "batch_age_ms", 1, 3600u * 1000, &p->batch_age_ms);
         cr_u32(r, node, "connect_timeout_s", 1, 3600, &p->connect_timeout_s);
         cr_u32(r, node, "connections", 1, 4, &p->connections);
+        /* At most the ring batches one consumer may hold (SHM_MEMBER_BATCHES). */
+        cr_u32(r, node, "max_batches_per_commit", 1, 16, &p->max_batches_per_commit);
         read_backoff(r, node, &p->backoff_min_ms, &p->backoff_max_ms);
         cr_size(r, node, "spool_max_bytes", 1u << 20, 1ull << 44, &p->spool_max_bytes);
     }

@@ -95,7 +95,9 @@ typedef struct config_postgres {
     uint32_t batch_records;  /* 500 */
     uint32_t batch_age_ms;   /* 500 */
     uint32_t connect_timeout_s; /* 5; used when conninfo sets no connect_timeout */
-    uint32_t connections;    /* 2 (1..4): per process, each carrying one batch at a time */
+    uint32_t connections;    /* 2 (1..4): per process, each carrying one transaction at a time */
+    uint32_t max_batches_per_commit; /* 16 (1..16): batches one transaction may group while
+                                        the ring is backlogged; 1 = one batch per COMMIT */
     uint32_t backoff_min_ms; /* 200: first retry after an outage begins */
     uint32_t backoff_max_ms; /* 10000: retries are spread up to this, with jitter */
     uint64_t spool_max_bytes; /* 1 GiB: drop-oldest spool limit (data_dir/export/) */

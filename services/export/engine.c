@@ -21,6 +21,21 @@
  *                            never overwrites what the target has not
  *                            confirmed.
  *
+ * Group commit (PostgreSQL: export.postgres.max_batches_per_commit): when a
+ * batch is full and the group has at least one more whole batch waiting in
+ * the ring (a backlog: the target is slower than the producers, or the
+ * member just started or came back), further ring batches join the same
+ * submission, without waiting, up to max_batches_per_commit batches,
+ * EXPORT_GROUP_MAX_ROWS rows and this flight's share of the ring batches a
+ * member may hold (SHM_MEMBER_BATCHES / window, so every lane still gets
+ * its own). For PostgreSQL that is one COPY and one COMMIT for all of them:
+ * each COMMIT waits for a WAL flush, so a backlog drains in fewer, larger
+ * transactions. Each ring batch is still its own ring batch, held until the
+ * submission is confirmed and then acknowledged with the others, oldest
+ * first; a submission that fails keeps all of them in hand (retried
+ * deduplicating, spooled or released) like any other. Without a backlog
+ * nothing changes: one batch, sent at batch_records records or batch_age_ms.
+ *
  * Reconnects follow exponential backoff with jitter. An outage is one error
  * line when it begins (naming the target and the reason), one info line
  * when it ends, and counters in between (retries, outages, connected).
@@ -50,6 +65,7 @@
 typedef struct flight {
     export_batch batch;
     int ring_batches; /* ring batches behind it, oldest held first */
+    int grouped;      /* of these, the ones group commit added to a full batch */
     int64_t launched_ms;
 } flight;
 
@@ -61,6 +77,9 @@ typedef struct engine {
     ring_reader *reader;
     bool drop_oldest;
     int window;
+    size_t group_rows;      /* group commit: rows one submission may reach */
+    int group_ring_batches; /* ... and ring batches it may hold (<= 1: off) */
+    size_t replay_rows;     /* rows one spool replay step sends at most */
     export_spool *own;
     export_spool *adopted[MAX_ADOPTED];
     int n_adopted;
@@ -306,7 +325,7 @@ static void replay_step(engine *e)
     export_spool *s = e->n_adopted > 0 ? e->adopted[0] : e->own;
     if (!s)
         return;
-    int n = export_spool_peek(s, &e->replay, e->opts->batch_records * REPLAY_BATCHES);
+    int n = export_spool_peek(s, &e->replay, e->replay_rows);
     if (n < 0) {
         /* A block that fails its CRC now (it passed when the spool was
          * opened): the disk changed under us. Dropping the rest of this
@@ -369,14 +388,17 @@ static void confirm_oldest(engine *e, uint64_t dups)
     if (e->opts->commit_delay_ms) /* tests: widen the confirmation-to-ack window */
         sleep_ms(e->opts->commit_delay_ms);
     ring_reader_ack_oldest(e->reader, f->ring_batches);
-    log_debug("%s: batch of %zu rows (%d ring batches) confirmed after %lld ms", tname(e),
-              f->batch.n, f->ring_batches, (long long)(mono_ms() - f->launched_ms));
+    log_debug("%s: batch of %zu rows (%d ring batches, %d grouped) confirmed after %lld ms",
+              tname(e), f->batch.n, f->ring_batches, f->grouped,
+              (long long)(mono_ms() - f->launched_ms));
     export_metrics_add(e->metrics.batches, 1);
     export_metrics_add(e->metrics.rows, f->batch.n - dups);
     export_metrics_add(e->metrics.duplicates, dups);
+    export_metrics_add(e->metrics.grouped, (uint64_t)f->grouped);
     f->batch.n = 0;
     f->batch.may_repeat = false;
     f->ring_batches = 0;
+    f->grouped = 0;
     e->head = (e->head + 1) % e->window;
     e->n_fl--;
     if (e->n_fl == 0)
@@ -391,6 +413,7 @@ static void clear_flights(engine *e)
         f->batch.n = 0;
         f->batch.may_repeat = false;
         f->ring_batches = 0;
+        f->grouped = 0;
     }
     e->n_fl = 0;
     e->head = 0;
@@ -429,6 +452,7 @@ static void spool_flights(engine *e)
         ring_reader_ack_oldest(e->reader, f->ring_batches);
         f->batch.n = 0;
         f->ring_batches = 0;
+        f->grouped = 0;
         e->head = (e->head + 1) % e->window;
         e->n_fl--;
     }
@@ -482,24 +506,35 @@ static bool collect(engine *e, int timeout_ms)
     return true;
 }
 
-/* Takes a batch off the ring into e->taking; returns rows (possibly 0),
- * with the ring batches behind it in *ring_batches. */
-static int take_batch(engine *e, int idle_ms, int *ring_batches)
+/* Takes a batch off the ring into e->taking and, when it is full and the
+ * ring is backlogged, the batches waiting behind it (group commit); returns
+ * rows (possibly 0), with the ring batches behind them in *ring_batches, of
+ * which *grouped were added by group commit. */
+static int take_batch(engine *e, int idle_ms, int *ring_batches, int *grouped)
 {
     e->taking.n = 0;
     e->taking.may_repeat = false;
+    *grouped = 0;
     int n = ring_reader_fill(e->reader, &e->taking, e->opts->batch_records, e->opts->batch_age_ms,
                              idle_ms, ring_batches);
+    if (n >= 0 && e->group_ring_batches > 1 && e->taking.n >= e->opts->batch_records) {
+        int g = ring_reader_group(e->reader, &e->taking, e->opts->batch_records, e->group_rows,
+                                  e->group_ring_batches, ring_batches);
+        if (g < 0)
+            n = g;
+        else
+            *grouped = g;
+    }
     if (n < 0) {
         log_error("%s: reading group %s: %s (%s)", tname(e), e->target->ops->group,
                   shm_strerror(n), shm_last_error());
         return n;
     }
-    return n;
+    return (int)e->taking.n;
 }
 
 /* Moves e->taking into a new flight (swapping buffers) and submits it. */
-static void launch(engine *e, int ring_batches)
+static void launch(engine *e, int ring_batches, int grouped)
 {
     flight *f = flight_at(e, e->n_fl);
     export_batch spare = f->batch;
@@ -507,6 +542,7 @@ static void launch(engine *e, int ring_batches)
     f->batch.id = ++e->next_id;
     f->batch.may_repeat |= e->opts->always_dedupe;
     f->ring_batches = ring_batches;
+    f->grouped = grouped;
     f->launched_ms = mono_ms();
     e->taking = spare;
     e->taking.n = 0;
@@ -524,8 +560,8 @@ static int rescue(engine *e)
 {
     if (!e->drop_oldest || !e->own || ring_reader_utilization(e->reader) < SPOOL_AT_UTILIZATION)
         return 0;
-    int ring_batches;
-    int n = take_batch(e, 0, &ring_batches);
+    int ring_batches, grouped;
+    int n = take_batch(e, 0, &ring_batches, &grouped);
     if (n < 0)
         return n;
     if (ring_batches == 0)
@@ -540,6 +576,27 @@ static int rescue(engine *e)
 }
 
 /* ----------------------------------------------------------------- loop */
+
+/* Group commit's bounds (see the top of this file) and the replay size. */
+static void plan_grouping(engine *e)
+{
+    size_t batch = e->opts->batch_records ? e->opts->batch_records : 1;
+    uint32_t want = e->opts->max_batches_per_commit ? e->opts->max_batches_per_commit : 1;
+    size_t row_cap = batch > EXPORT_GROUP_MAX_ROWS ? batch : EXPORT_GROUP_MAX_ROWS;
+    size_t rows = (uint64_t)want * batch > row_cap ? row_cap : want * batch;
+    int share = SHM_MEMBER_BATCHES / e->window;
+    e->group_ring_batches = (int)want < share ? (int)want : share;
+    if ((size_t)e->group_ring_batches * batch < rows)
+        rows = (size_t)e->group_ring_batches * batch;
+    e->group_rows = rows;
+    if (e->group_rows <= batch)
+        e->group_ring_batches = 1;
+    /* A spool replay is a backlog too: as large as a grouped submission,
+     * and at least REPLAY_BATCHES batches as before group commit. */
+    e->replay_rows = batch * REPLAY_BATCHES;
+    if (e->group_ring_batches > 1 && e->group_rows > e->replay_rows)
+        e->replay_rows = e->group_rows;
+}
 
 static int step(engine *e)
 {
@@ -582,12 +639,12 @@ static int step(engine *e)
     }
     bool took = false;
     if (e->n_fl < e->window && !spool_pending(e)) {
-        int ring_batches;
-        int n = take_batch(e, e->n_fl ? 0 : IDLE_WAIT_MS, &ring_batches);
+        int ring_batches, grouped;
+        int n = take_batch(e, e->n_fl ? 0 : IDLE_WAIT_MS, &ring_batches, &grouped);
         if (n < 0)
             return n;
         if (e->taking.n > 0) {
-            launch(e, ring_batches);
+            launch(e, ring_batches, grouped);
             took = true;
         } else if (ring_batches > 0) { /* nothing but invalid records: nothing to send */
             ring_reader_ack_oldest(e->reader, ring_batches);
@@ -635,6 +692,7 @@ int export_engine_run(shm_segment *seg, export_target *target,
     e->window = target->window;
     if (e->window < 1 || e->window > EXPORT_MAX_WINDOW)
         e->window = 1;
+    plan_grouping(e);
     shm_segment_info info;
     int rc = shm_segment_info_get(seg, &info);
     if (rc)
@@ -656,11 +714,15 @@ int export_engine_run(shm_segment *seg, export_target *target,
                   opts->member, shm_strerror(rc), shm_last_error());
         goto out;
     }
+    char grouping[96] = "group commit off";
+    if (e->group_ring_batches > 1)
+        snprintf(grouping, sizeof grouping, "group commit under backlog: up to %d batches (%zu "
+                 "records)", e->group_ring_batches, e->group_rows);
     log_info("%s: member %s of group %s, %s segment, batches of %zu records or %d ms, %d in "
-             "flight",
+             "flight, %s",
              target->ops->name, opts->member, target->ops->group,
              e->drop_oldest ? "drop-oldest" : "backpressure", opts->batch_records,
-             opts->batch_age_ms, e->window);
+             opts->batch_age_ms, e->window, grouping);
     adopt_spools(e);
     update_spool_gauge(e);
     while (!*stop) {

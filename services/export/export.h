@@ -5,8 +5,10 @@
  *   ring_reader  takes batches of the consumer group (export-pg / export-mqtt)
  *                from the ring and decodes them into export_rows; acknowledges
  *                or hands them back to the group.
- *   engine       the loop: fill a batch, give it to the target, acknowledge
- *                only what the target confirmed; outages, backoff, spool.
+ *   engine       the loop: fill a batch (under backlog, several grouped into
+ *                one submission: group commit), give it to the target,
+ *                acknowledge only what the target confirmed; outages,
+ *                backoff, spool.
  *   spool        a CRC-checked local file for what was taken off the ring
  *                while the target was away (drop-oldest segments only).
  *   targets      postgres (libpq, COPY + ON CONFLICT) and mqtt (libmosquitto,
@@ -57,7 +59,9 @@ typedef struct export_row {
 } export_row;
 _Static_assert(sizeof(export_row) == 48, "export_row is the spool row layout");
 
-/* A batch handed to a target. `id` changes with every new batch, so a target
+/* A batch handed to a target: one transaction (PostgreSQL) or one set of
+ * PUBACKs (MQTT). Under backlog it may hold several batches of the ring
+ * (group commit, engine.c). `id` changes with every new batch, so a target
  * can tell a retry of the same batch (resume) from a new one. */
 typedef struct export_batch {
     export_row *rows;
@@ -104,6 +108,8 @@ typedef struct export_metrics {
     shm_counter *replayed;   /* rows replayed from the spool and confirmed */
     shm_counter *invalid;    /* ring records that failed verification */
     shm_counter *released;   /* batches handed back to the group during an outage */
+    shm_counter *grouped;    /* ring batches that joined an earlier one's submission
+                                (group commit under backlog) and were confirmed */
 } export_metrics;
 
 /* Opens shmbus_export_<what>{target="<target>",member="<member>"} for each
@@ -129,6 +135,16 @@ void ring_reader_close(ring_reader **r);
  * batch contributed. */
 int ring_reader_fill(ring_reader *r, export_batch *b, size_t max_rows, int max_age_ms,
                      int idle_ms, int *ring_batches);
+/* Group commit: while the group has at least one more batch of batch_rows
+ * records waiting in the ring (or a batch of a dead member to re-deliver),
+ * appends it to b without waiting, one ring batch of up to batch_rows
+ * records at a time, until b holds max_rows rows or *ring_batches reaches
+ * max_ring_batches. Stops after a ring batch shorter than asked (the
+ * backlog is used up). Returns the ring batches added (also added to
+ * *ring_batches; held like those of ring_reader_fill) or a negative SHM_E*
+ * code. */
+int ring_reader_group(ring_reader *r, export_batch *b, size_t batch_rows, size_t max_rows,
+                      int max_ring_batches, int *ring_batches);
 /* Acknowledges the `count` oldest ring batches held. */
 int ring_reader_ack_oldest(ring_reader *r, int count);
 /* Hands every held ring batch back to the group (closes and reopens the
@@ -247,12 +263,22 @@ int mqtt_target_create(const struct config *cfg, const char *member, export_targ
 
 /* ---------------------------------------------------------------- engine */
 
+/* Group commit never makes a submission larger than this many rows (or
+ * batch_records, when that is larger): it bounds the memory a backlog takes
+ * (the rows, 48 bytes each, and their COPY encoding, 78 bytes each). */
+#define EXPORT_GROUP_MAX_ROWS 10000
+
 typedef struct export_engine_options {
     const char *member;     /* member name in the group, spool file name */
     size_t batch_records;
     int batch_age_ms;
     uint32_t backoff_min_ms, backoff_max_ms;
     uint64_t spool_max_bytes;
+    /* Group commit: while the ring is backlogged, one submission carries up
+     * to this many batches of batch_records (further bounded by
+     * EXPORT_GROUP_MAX_ROWS and by the ring batches a member may hold,
+     * shared by the target's window). 1: one batch per submission. */
+    uint32_t max_batches_per_commit;
     const char *spool_dir;  /* <data_dir>/export */
     uint32_t commit_delay_ms; /* tests only: pause between confirmation and ring ack */
     bool always_dedupe;       /* tests and bench only: treat every batch as a repeat */

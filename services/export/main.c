@@ -165,6 +165,9 @@ int main(int argc, char **argv)
     opts.spool_dir = spool_dir;
     opts.batch_records = pg ? cfg->postgres.batch_records : cfg->mqtt.batch_records;
     opts.batch_age_ms = (int)(pg ? cfg->postgres.batch_age_ms : cfg->mqtt.batch_age_ms);
+    /* Group commit is PostgreSQL's: a COMMIT per batch is what a backlog
+     * waits on there. MQTT keeps several batches in flight instead. */
+    opts.max_batches_per_commit = pg ? cfg->postgres.max_batches_per_commit : 1;
     opts.backoff_min_ms = pg ? cfg->postgres.backoff_min_ms : cfg->mqtt.backoff_min_ms;
     opts.backoff_max_ms = pg ? cfg->postgres.backoff_max_ms : cfg->mqtt.backoff_max_ms;
     opts.spool_max_bytes = pg ? cfg->postgres.spool_max_bytes : cfg->mqtt.spool_max_bytes;

@@ -43,6 +43,7 @@ int export_metrics_open(shm_segment *seg, const char *target, const char *member
         {"replayed_rows_total", SHM_COUNTER, &m->replayed},
         {"invalid_total", SHM_COUNTER, &m->invalid},
         {"released_batches_total", SHM_COUNTER, &m->released},
+        {"grouped_batches_total", SHM_COUNTER, &m->grouped},
     };
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
         int rc = open_one(seg, all[i].what, all[i].kind, target, member, all[i].slot);

@@ -3,7 +3,8 @@
  * without blocking: the PostgreSQL target drives two lanes, so that one
  * batch's COPY runs while the other's COMMIT waits for the disk.
  *
- * A batch is one transaction, in one of two ways:
+ * A batch is one transaction, in one of two ways (under backlog the engine's
+ * batch groups several ring batches: still one COPY and one COMMIT):
  *
  *   direct (a batch fresh from the ring, the common case):
  *     COPY shmbus_values FROM STDIN (FORMAT binary)   -- its own transaction

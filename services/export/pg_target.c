@@ -7,6 +7,10 @@
  * concurrent commits share one flush in PostgreSQL. On this machine 2 lanes
  * did as well as 4 and better than 1 (services/export/README.md).
  * Batches are confirmed to the engine in the order they were submitted.
+ * Under backlog the engine hands over batches that group several ring
+ * batches (export.postgres.max_batches_per_commit, engine.c): still one
+ * COPY and one COMMIT each, so a backlog drains with one WAL flush per
+ * several thousand rows rather than per 500.
  *
  * At connect every lane connects, the first one creates or checks the
  * tables (pg_schema.c), and each creates its session's staging table.

@@ -7,8 +7,18 @@
  * One export batch may span several ring batches, and several export
  * batches may be in flight; together they hold at most SHM_MEMBER_BATCHES
  * ring batches (the most a member may hold), kept in the order they were
- * taken and acknowledged oldest first. Records that fail verification are marked invalid in the ring
- * and counted, never exported.
+ * taken and acknowledged oldest first. Records that fail verification are
+ * marked invalid in the ring and counted, never exported.
+ *
+ * Group commit (ring_reader_group): when a batch is full and the group has
+ * at least one more whole batch waiting, further ring batches join it
+ * without waiting, each taken (and later acknowledged) as its own ring
+ * batch. "Waiting" is the ring's head minus the group's next sequence: a
+ * cheap first look from the ring's head and the end of what this member took
+ * last, and only when that says "backlog" the group's own position. A head
+ * that includes slots a producer claimed but has not committed yet can make
+ * the ring look backlogged; the ring batch then taken is just shorter
+ * (what is committed) and ends the grouping.
  */
 #include "export.h"
 #include "log.h"
@@ -28,6 +38,7 @@ struct ring_reader {
     export_metrics *metrics;
     shm_batch held[SHM_MEMBER_BATCHES];
     int n_held;
+    uint64_t taken_end; /* one past the newest sequence this member took */
     uint64_t invalid_logged_ns;
 };
 
@@ -151,6 +162,8 @@ int ring_reader_fill(ring_reader *r, export_batch *b, size_t max_rows, int max_a
             break;
         r->n_held++;
         (*ring_batches)++;
+        if (sb->first_seq + sb->count > r->taken_end)
+            r->taken_end = sb->first_seq + sb->count;
         if (b->n == before)
             first_ms = mono_ms();
         /* An orphaned batch may be larger than asked for: make room for all. */
@@ -161,6 +174,64 @@ int ring_reader_fill(ring_reader *r, export_batch *b, size_t max_rows, int max_a
             b->may_repeat = true;
     }
     return (int)(b->n - before);
+}
+
+/* Whether the group has at least `need` records waiting (beyond every batch
+ * handed out), or a batch of a dead member waiting to be re-delivered. */
+static bool backlogged(const ring_reader *r, uint64_t need)
+{
+    shm_ring_stats rs;
+    if (shm_ring_stats_get(r->seg, &rs) != 0)
+        return false;
+    /* The group's next sequence is at least taken_end: when even this upper
+     * bound is short, there is no backlog (and no need to look further). */
+    if (rs.head_seq < r->taken_end + need)
+        return false;
+    shm_group_stats gs[SHM_MAX_GROUPS];
+    int n = shm_group_stats_get(r->seg, gs, SHM_MAX_GROUPS);
+    for (int i = 0; i < n && i < SHM_MAX_GROUPS; i++) {
+        if (strcmp(gs[i].name, r->group) != 0)
+            continue;
+        if (gs[i].orphans > 0)
+            return true;
+        /* The head was read before the group's next: records other
+         * members took in between make this look smaller, never larger. */
+        return rs.head_seq >= gs[i].next_seq + need;
+    }
+    return false;
+}
+
+int ring_reader_group(ring_reader *r, export_batch *b, size_t batch_rows, size_t max_rows,
+                      int max_ring_batches, int *ring_batches)
+{
+    int added = 0;
+    if (!r->consumer)
+        return 0;
+    while (b->n < max_rows && *ring_batches < max_ring_batches && r->n_held < SHM_MEMBER_BATCHES) {
+        size_t want = max_rows - b->n < batch_rows ? max_rows - b->n : batch_rows;
+        uint32_t ask = want > RING_READER_MAX_ASK ? RING_READER_MAX_ASK : (uint32_t)want;
+        if (!backlogged(r, ask))
+            break;
+        shm_batch *sb = &r->held[r->n_held];
+        int n = shm_consume(r->consumer, ask, 0, sb);
+        if (n < 0)
+            return n;
+        if (n == 0)
+            break;
+        r->n_held++;
+        (*ring_batches)++;
+        added++;
+        if (sb->first_seq + sb->count > r->taken_end)
+            r->taken_end = sb->first_seq + sb->count;
+        if (export_batch_reserve(b, (size_t)n) != 0)
+            return SHM_ENOMEM;
+        decode_batch(r, sb, b);
+        if (sb->redelivered)
+            b->may_repeat = true;
+        else if ((uint32_t)n < ask)
+            break; /* what was waiting is taken */
+    }
+    return added;
 }
 
 int ring_reader_ack_oldest(ring_reader *r, int count)

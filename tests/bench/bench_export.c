@@ -7,7 +7,15 @@
  *                            first put until the group has acknowledged the
  *                            last record (a batch is acknowledged after its
  *                            COMMIT), batches of 500 and larger. Exactly once
- *                            as in production: a fresh batch is a binary COPY
+ *                            as in production, with the default configuration
+ *                            (group commit on: under the backlog this run
+ *                            makes, a transaction carries up to
+ *                            max_batches_per_commit batches, 16 shared by
+ *                            the 2 connections: 8 of 500); "group":"off" is
+ *                            batch 500 with max_batches_per_commit 1, one
+ *                            transaction per batch as before group commit.
+ *                            "commits" is the median number of transactions
+ *                            a run took. A fresh batch is a binary COPY
  *                            into the table, whose unique key (source_id,
  *                            seq) makes a batch with a row already there fail
  *                            as a whole and go again through the staging
@@ -40,6 +48,7 @@
  * start prints a JSON line with "skipped" and the reason.
  */
 #include "bench.h"
+#include "config.h"
 #include "export.h"
 #include "mqtt_internal.h"
 #include "pg_internal.h"
@@ -340,7 +349,7 @@ typedef struct export_run {
 /* Starts shmbus-export (with env_name=env_value in its environment when
  * given), puts n records, and times them through. Returns 0, or -1 when the
  * exporter did not connect or died. */
-static int timed_export(const char *target, const char *group, const char *config,
+static int timed_export(const char *target, const char *group, const char *config_path,
                         const char *member, uint64_t n, const char *env_name,
                         const char *env_value, export_run *out)
 {
@@ -351,7 +360,7 @@ static int timed_export(const char *target, const char *group, const char *confi
     exe[len] = '\0';
     snprintf(strrchr(exe, '/') + 1, 32, "shmbus-export");
     path_in(log, sizeof log, "export.log");
-    char *argv[] = {exe, "--config", (char *)config, "--target", (char *)target, "--name",
+    char *argv[] = {exe, "--config", (char *)config_path, "--target", (char *)target, "--name",
                     (char *)member, NULL};
     if (env_name)
         setenv(env_name, env_value, 1);
@@ -484,8 +493,10 @@ static int write_csv(const char *path, uint64_t n, uint64_t first_seq)
 /* One way of exporting timed against the baseline. */
 typedef struct pg_case {
     uint32_t batch;
+    uint32_t max_batches; /* max_batches_per_commit; 0: the default (not in the file) */
     bool dedupe; /* every batch through the staging table (SHMBUS_EXPORT_TEST_ALWAYS_DEDUPE) */
     double rate[BENCH_MAX_ROUNDS], ratio[BENCH_MAX_ROUNDS], cpu[BENCH_MAX_ROUNDS];
+    double commits[BENCH_MAX_ROUNDS]; /* transactions the exporter committed */
     int ok;
     char config[512];
 } pg_case;
@@ -499,12 +510,23 @@ static double psql_copy_run(const char *copy_cmd, uint64_t n)
     return rc == 0 ? (double)n / ((double)(bench_now_ns() - t0) / 1e9) : 0;
 }
 
+/* The bench member's counter `what` (0 when it does not exist yet). */
+static uint64_t member_counter(const char *what)
+{
+    char name[SHM_COUNTER_NAME_MAX + 1];
+    snprintf(name, sizeof name, "shmbus_export_%s{target=\"postgres\",member=\"bench-pg\"}",
+             what);
+    shm_counter *c;
+    return shm_counter_open(seg, name, SHM_COUNTER, &c) == 0 ? shm_counter_get(c) : 0;
+}
+
 static void pg_case_run(pg_case *c, uint64_t n, double baseline)
 {
     psql("bench_export", "DROP TABLE IF EXISTS shmbus_values, shmbus_tags, shmbus_sources, "
                          "shmbus_quality, shmbus_schema CASCADE", NULL);
     psql("bench_export", "CHECKPOINT", NULL);
     export_run run;
+    uint64_t commits0 = member_counter("batches_total");
     if (timed_export("postgres", "export-pg", c->config, "bench-pg", n,
                      c->dedupe ? "SHMBUS_EXPORT_TEST_ALWAYS_DEDUPE" : NULL, "1", &run) != 0)
         return;
@@ -518,6 +540,7 @@ static void pg_case_run(pg_case *c, uint64_t n, double baseline)
     c->rate[c->ok] = (double)n / run.secs;
     c->ratio[c->ok] = baseline > 0 ? c->rate[c->ok] / baseline : 0;
     c->cpu[c->ok] = run.cpu_s;
+    c->commits[c->ok] = (double)(member_counter("batches_total") - commits0);
     c->ok++;
 }
 
@@ -540,17 +563,20 @@ static void bench_postgres(bool quick)
     }
     uint64_t n = quick ? 30000 : 300000;
     int rounds = quick ? 1 : BENCH_MAX_ROUNDS;
-    pg_case cases[] = {{.batch = 500}, {.batch = 5000}, {.batch = 20000}, {.batch = 500, .dedupe = true}};
+    pg_case cases[] = {{.batch = 500},  {.batch = 500, .max_batches = 1}, {.batch = 5000},
+                       {.batch = 20000}, {.batch = 500, .dedupe = true}};
     const size_t n_cases = sizeof cases / sizeof cases[0];
     for (size_t k = 0; k < n_cases; k++) {
-        char name[32], yaml[1024];
+        char name[32], yaml[1024], group[64] = "";
         snprintf(name, sizeof name, "pg-%zu.yaml", k);
         path_in(cases[k].config, sizeof cases[k].config, name);
+        if (cases[k].max_batches)
+            snprintf(group, sizeof group, "    max_batches_per_commit: %u\n", cases[k].max_batches);
         snprintf(yaml, sizeof yaml,
                  "segment: {name: %s}\npaths: {data_dir: %s/data, run_dir: %s}\n"
                  "export:\n  postgres:\n    conninfo: \"host=%s port=%d dbname=bench_export "
-                 "user=shmbus\"\n    source: bench\n    batch_records: %u\n    batch_age_ms: 50\n",
-                 segname, workdir, workdir, pg_sock, pg_port, cases[k].batch);
+                 "user=shmbus\"\n    source: bench\n    batch_records: %u\n    batch_age_ms: 50\n%s",
+                 segname, workdir, workdir, pg_sock, pg_port, cases[k].batch, group);
         write_file(cases[k].config, yaml);
     }
     char csv[512];
@@ -572,6 +598,12 @@ static void bench_postgres(bool quick)
             pg_case_run(&cases[k], n, baseline[r]);
     }
     long long copied = psql_count("bench_copy", "shmbus_values");
+    uint32_t default_max_batches = 0; /* the loader's default, which the other cases use */
+    config *defaults = NULL;
+    char err[256];
+    if (config_defaults(&defaults, err, sizeof err) == 0)
+        default_max_batches = defaults->postgres.max_batches_per_commit;
+    config_free(&defaults);
     double base = bench_median(baseline, (size_t)rounds);
     bench_json j;
     bench_json_begin(&j, "export", "baseline_psql_copy");
@@ -591,6 +623,11 @@ static void bench_postgres(bool quick)
         }
         bench_json_int(&j, "batch", c->batch);
         bench_json_str(&j, "path", c->dedupe ? "staging" : "direct");
+        /* The configured cap and what it gave. */
+        bench_json_int(&j, "max_batches_per_commit",
+                       c->max_batches ? c->max_batches : default_max_batches);
+        bench_json_str(&j, "group", c->max_batches == 1 ? "off" : "on");
+        bench_json_num(&j, "commits", bench_median(c->commits, (size_t)c->ok));
         bench_json_int(&j, "rows", (int64_t)n);
         bench_json_int(&j, "rounds", c->ok);
         bench_json_num(&j, "rows_per_s", bench_median(c->rate, (size_t)c->ok));
@@ -764,14 +801,14 @@ static void bench_mqtt(bool quick)
     char portstr[16];
     snprintf(portstr, sizeof portstr, "%d", port);
     group_create("export-mqtt");
-    char config[512], yaml[1024];
-    path_in(config, sizeof config, "mqtt.yaml");
+    char mqtt_yaml[512], yaml[1024];
+    path_in(mqtt_yaml, sizeof mqtt_yaml, "mqtt.yaml");
     snprintf(yaml, sizeof yaml,
              "segment: {name: %s}\npaths: {data_dir: %s/data, run_dir: %s}\n"
              "export:\n  mqtt:\n    host: 127.0.0.1\n    port: %d\n    client_id: bench\n"
              "    prefix: bench\n    qos: 1\n    batch_records: 500\n    batch_age_ms: 50\n",
              segname, workdir, workdir, port);
-    write_file(config, yaml);
+    write_file(mqtt_yaml, yaml);
 
     /* Rounds interleave both baselines and the exporter; each round's
      * ratio is against the faster baseline of that round. */
@@ -788,7 +825,7 @@ static void bench_mqtt(bool quick)
             acked_min[w] = acked < acked_min[w] ? acked : acked_min[w];
         }
         export_run run;
-        if (timed_export("mqtt", "export-mqtt", config, "bench-mqtt", n, NULL, NULL, &run) != 0)
+        if (timed_export("mqtt", "export-mqtt", mqtt_yaml, "bench-mqtt", n, NULL, NULL, &run) != 0)
             continue;
         double best = base[0][r] > base[1][r] ? base[0][r] : base[1][r];
         rate[ok] = (double)n / run.secs;

@@ -405,6 +405,7 @@ static void test_export_section(void **state)
     assert_int_equal(cfg->postgres.batch_age_ms, 500);
     assert_int_equal(cfg->postgres.connect_timeout_s, 5);
     assert_int_equal(cfg->postgres.connections, 2);
+    assert_int_equal(cfg->postgres.max_batches_per_commit, 16);
     assert_string_equal(cfg->postgres.source, "");
     assert_true(cfg->postgres.spool_max_bytes == 1ull << 30);
     assert_int_equal(cfg->mqtt.qos, 1);
@@ -426,6 +427,7 @@ static void test_export_section(void **state)
                   "    batch_age_ms: 250\n"
                   "    connect_timeout_s: 3\n"
                   "    connections: 3\n"
+                  "    max_batches_per_commit: 4\n"
                   "    backoff_min_ms: 50\n"
                   "    backoff_max_ms: 2000\n"
                   "    spool_max_bytes: 64MiB\n"
@@ -453,6 +455,7 @@ static void test_export_section(void **state)
     assert_int_equal(cfg->postgres.batch_age_ms, 250);
     assert_int_equal(cfg->postgres.connect_timeout_s, 3);
     assert_int_equal(cfg->postgres.connections, 3);
+    assert_int_equal(cfg->postgres.max_batches_per_commit, 4);
     assert_int_equal(cfg->postgres.backoff_min_ms, 50);
     assert_int_equal(cfg->postgres.backoff_max_ms, 2000);
     assert_true(cfg->postgres.spool_max_bytes == 64ull << 20);
@@ -480,13 +483,17 @@ static void test_export_section(void **state)
 
     expect_error("export:\n  postgres: {backoff_min_ms: 5000, backoff_max_ms: 100}\n",
                  "plant.yaml:2: export.postgres: backoff_min_ms 5000 is above backoff_max_ms 100");
+    expect_error("export:\n  postgres: {max_batches_per_commit: 17}\n",
+                 "plant.yaml:2: export.postgres.max_batches_per_commit: 17 is out of range "
+                 "(1..16)");
     expect_error("export:\n  postgres: {spool_max_bytes: 1K}\n",
                  "plant.yaml:2: export.postgres.spool_max_bytes: '1K' is out of range "
                  "(1048576..17592186044416 bytes)");
     expect_error("export:\n  postgres: {dbname: plant}\n",
                  "plant.yaml:2: export.postgres: unknown key 'dbname' (expected conninfo, "
                  "password_file, source, batch_records, batch_age_ms, connect_timeout_s, "
-                 "connections, backoff_min_ms, backoff_max_ms, spool_max_bytes)");
+                 "connections, max_batches_per_commit, backoff_min_ms, backoff_max_ms, "
+                 "spool_max_bytes)");
     expect_error("export:\n  mqtt: {prefix: 'plant/#'}\n",
                  "plant.yaml:2: export.mqtt.prefix: 'plant/#' is not a topic prefix (not empty, "
                  "no '+' or '#', no leading or trailing '/')");

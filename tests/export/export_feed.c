@@ -14,7 +14,8 @@
  *   export_feed stats --name SEG
  *       Prints one JSON line per named counter {"counter":name,"value":v}
  *       and per group {"group":name,"next":..,"tail":..,"lag":..,"lost":..,
- *       "members":..,"redelivered":..}.
+ *       "members":..,"redelivered":..}, and per consumer member
+ *       {"member":name,"in_group":group,"pid":..,"held":batches held}.
  *
  * Shmbus-load does not fill the catalog and derives values from wall time;
  * this feeder exists so that tests can compare every exported field.
@@ -219,6 +220,12 @@ static int cmd_stats(const char *name)
                gs[i].name, (unsigned long long)gs[i].next_seq, (unsigned long long)gs[i].tail_seq,
                (unsigned long long)gs[i].lag, (unsigned long long)gs[i].lost, gs[i].members,
                (unsigned long long)gs[i].redelivered, gs[i].orphans);
+    static shm_member_stats ms[256];
+    n = shm_member_stats_get(seg, ms, 256);
+    for (int i = 0; i < n && i < 256; i++)
+        if (ms[i].role == SHM_ROLE_CONSUMER)
+            printf("{\"member\":\"%s\",\"in_group\":\"%s\",\"pid\":%d,\"held\":%u}\n",
+                   ms[i].name, ms[i].group, (int)ms[i].pid, ms[i].batches_held);
     shm_segment_close(&seg);
     return 0;
 }

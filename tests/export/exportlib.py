@@ -451,9 +451,16 @@ class Group:
             d = json.loads(line)
             if "counter" in d:
                 counters[d["counter"]] = d["value"]
-            else:
+            elif "group" in d:
                 groups[d["group"]] = d
         return counters, groups
+
+    def members(self):
+        """The consumer members in the segment (a dead one too, until it is
+        reclaimed), by pid: {pid: {"member", "in_group", "pid", "held"}}."""
+        r = subprocess.run([self.feeder, "stats", "--name", self.name], capture_output=True,
+                           text=True, timeout=30)
+        return {d["pid"]: d for d in map(json.loads, r.stdout.splitlines()) if "member" in d}
 
     def counter(self, what, target, member=None):
         """Sum of shmbus_export_<what>{target=..} over members (or one member)."""
