@@ -567,7 +567,7 @@ static void bench_postgres(bool quick)
                        {.batch = 20000}, {.batch = 500, .dedupe = true}};
     const size_t n_cases = sizeof cases / sizeof cases[0];
     for (size_t k = 0; k < n_cases; k++) {
-        char name[32], yaml[1024], group[64] = "";
+        char name[32], yaml[1536], group[64] = "";
         snprintf(name, sizeof name, "pg-%zu.yaml", k);
         path_in(cases[k].config, sizeof cases[k].config, name);
         if (cases[k].max_batches)
