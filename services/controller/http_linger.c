@@ -10,16 +10,20 @@
  * Past those limits it is closed with bytes unread, as nng would have.
  *
  * Locking: set->mtx guards the list, the count and `stopping`. The callback
- * decides whether to go on and issues the next read while holding it, and
- * http_linger_stop() sets `stopping` and aborts every aio while holding it,
- * so either the read is issued first and the abort cancels it, or the
- * callback sees `stopping` — no read can start after the stop. nng runs aio
+ * decides whether to go on and issues the next read while holding it (start
+ * does the same for the write), and http_linger_stop() sets `stopping` and
+ * aborts every aio while holding it, so either the operation is issued first
+ * and the abort cancels it, or the issuer sees `stopping` — nothing can
+ * start after the stop. nng runs aio
  * callbacks on its task threads, never inside the call that starts or aborts
  * an operation, so holding the lock across those calls cannot deadlock.
- * A finished lingerer closes its connection, then leaves the list (waking the
- * stopper when it was the last) and never touches the set again: its aio is
- * freed by nng's reaper (nng_aio_reap; an aio cannot free itself inside its
- * own callback).
+ * No nng lock is taken under set->mtx but the aio's and the connection's
+ * own: the handler's data destructor, which frees the set, runs under the
+ * HTTP server's lock, so nng_http_hijack (which takes that lock) is called
+ * outside set->mtx. A finished lingerer closes its connection, then leaves
+ * the list (waking the stopper when it was the last) and never touches the
+ * set again: its aio is freed by nng's reaper (nng_aio_reap; an aio cannot
+ * free itself inside its own callback).
  */
 #include "http_linger.h"
 
@@ -73,6 +77,22 @@ static void unlink_locked(http_linger *set, struct lingerer *g)
         nng_cv_wake(set->idle);
 }
 
+/* Closes the connection before leaving the list, so that a stopper that
+ * sees the list empty knows every connection is closed. Never touches the
+ * set after leaving it. */
+static void lingerer_finish(struct lingerer *g)
+{
+    http_linger *set = g->set;
+    nng_aio *aio = g->aio;
+    nng_http_conn_close(g->conn); /* closes and frees it */
+    nng_http_res_free(g->res);
+    nng_mtx_lock(set->mtx);
+    unlink_locked(set, g);
+    nng_mtx_unlock(set->mtx);
+    free(g);
+    nng_aio_reap(aio);
+}
+
 static void lingerer_cb(void *arg)
 {
     struct lingerer *g = arg;
@@ -93,18 +113,7 @@ static void lingerer_cb(void *arg)
         return;
     }
     nng_mtx_unlock(set->mtx);
-
-    /* Client gone, limit reached, error or stop: close before leaving the
-     * list, so that a stopper that sees the list empty knows every
-     * connection is closed. */
-    nng_http_conn_close(g->conn); /* closes and frees it */
-    nng_http_res_free(g->res);
-    nng_aio *aio = g->aio;
-    nng_mtx_lock(set->mtx);
-    unlink_locked(set, g);
-    nng_mtx_unlock(set->mtx);
-    free(g);
-    nng_aio_reap(aio);
+    lingerer_finish(g); /* client gone, limit reached, error or stop */
 }
 
 int http_linger_start(http_linger *set, nng_http_conn *conn, nng_http_res *res)
@@ -123,24 +132,40 @@ int http_linger_start(http_linger *set, nng_http_conn *conn, nng_http_res *res)
     g->writing = true;
     g->deadline = nng_clock() + HTTP_LINGER_TIMEOUT_MS;
 
+    /* Take a place in the list first: hijacking is for good. */
     nng_mtx_lock(set->mtx);
     if (set->stopping)
         rv = NNG_ECLOSED;
     else if (set->count >= HTTP_LINGER_MAX_CONNS)
         rv = NNG_EBUSY;
-    else /* from here on nng's server forgets conn and its request */
-        rv = nng_http_hijack(conn);
-    if (rv != 0) {
+    if (rv == 0) {
+        g->next = set->head;
+        if (set->head)
+            set->head->prev = g;
+        set->head = g;
+        set->count++;
+    }
+    nng_mtx_unlock(set->mtx);
+    /* From here on nng's server forgets conn and its request. Not under
+     * set->mtx: nng_http_hijack takes the server's lock, and nng calls the
+     * handler's data destructor (which frees this set) under that lock. */
+    if (rv == 0 && (rv = nng_http_hijack(conn)) != 0) {
+        nng_mtx_lock(set->mtx);
+        unlink_locked(set, g);
         nng_mtx_unlock(set->mtx);
+    }
+    if (rv != 0) {
         nng_aio_free(g->aio); /* never started: no callback can run */
         free(g);
         return -rv;
     }
-    g->next = set->head;
-    if (set->head)
-        set->head->prev = g;
-    set->head = g;
-    set->count++;
+
+    nng_mtx_lock(set->mtx);
+    if (set->stopping) { /* stopped while we hijacked: its abort missed us */
+        nng_mtx_unlock(set->mtx);
+        lingerer_finish(g);
+        return 0;
+    }
     nng_aio_set_timeout(g->aio, HTTP_LINGER_TIMEOUT_MS);
     nng_http_conn_write_res(conn, res, g->aio);
     nng_mtx_unlock(set->mtx);
