@@ -155,7 +155,8 @@ static void read_writer(creader *r, yaml_node_t *node, config_writer *w)
 {
     static const char *const keys[] = {"batch_records",   "batch_age_ms",    "chunk_bytes",
                                        "chunk_age_s",     "retention_age_s", "retention_bytes",
-                                       "force_pwrite",    NULL};
+                                       "force_pwrite",    "depth",           "buffer_bytes",
+                                       "block_points",    "seal_memory",     NULL};
     size_t saved = cr_push_key(r, "writer");
     if (cr_expect_map(r, node, "the writer section") > 0) {
         cr_check_keys(r, node, keys);
@@ -166,6 +167,10 @@ static void read_writer(creader *r, yaml_node_t *node, config_writer *w)
         cr_u64(r, node, "retention_age_s", 0, 100ull * 365 * 86400, &w->retention_age_s);
         cr_size(r, node, "retention_bytes", 0, UINT64_MAX, &w->retention_bytes);
         cr_bool(r, node, "force_pwrite", &w->force_pwrite);
+        cr_u32(r, node, "depth", 1, 16, &w->depth);
+        cr_size(r, node, "buffer_bytes", 64u << 10, 64u << 20, &w->buffer_bytes);
+        cr_u32(r, node, "block_points", 1024, 1u << 22, &w->block_points);
+        cr_size(r, node, "seal_memory", 1u << 20, 1ull << 32, &w->seal_memory);
     }
     cr_pop(r, saved);
 }

@@ -53,6 +53,11 @@ typedef struct config_writer {
     uint64_t retention_age_s; /* 0 = off */
     uint64_t retention_bytes; /* 0 = off */
     bool force_pwrite;        /* false: io_uring when available */
+    /* memory (services/writer/README.md); 0 = the writer's default */
+    uint32_t depth;           /* write + fdatasync pairs in flight (4) */
+    uint64_t buffer_bytes;    /* bytes of one in-flight write (1 MiB) */
+    uint32_t block_points;    /* points held before a block goes out (32768) */
+    uint64_t seal_memory;     /* bytes of points a seal holds at once (4 MiB) */
 } config_writer;
 
 typedef struct config_stats {

@@ -21,6 +21,7 @@
 #include <shmbus/shm.h>
 
 #include <limits.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -99,6 +100,10 @@ typedef struct chunk_series {
 } chunk_series;
 
 int chunk_series_reserve(chunk_series *s, size_t n); /* room for n more points */
+/* Room for n more points, growing to exactly that (no spare capacity). */
+int chunk_series_reserve_exact(chunk_series *s, size_t n);
+/* Bytes the series has allocated (points and decoder scratch). */
+size_t chunk_series_memory(const chunk_series *s);
 void chunk_series_free(chunk_series *s);
 void chunk_series_clear(chunk_series *s);
 /* Sorts by (timestamp, sequence) unless already sorted and removes repeated
@@ -179,8 +184,16 @@ void chunk_stream_cache_free(chunk_stream_cache *c);
 
 /* ------------------------------------------------------------ builder */
 
-/* Collects points per (tag, device) and encodes them as data blocks. */
+/* Collects points per (tag, device) and encodes them as data blocks.
+ * Memory: what each column once held stays allocated for the next block
+ * (a page fault on fresh memory costs more than encoding the page's points)
+ * until chunk_builder_trim() gives it back. */
 typedef struct chunk_builder chunk_builder;
+
+/* The largest block chunk_builder_encode_groups() makes for a group of
+ * columns: a larger group is cut into several blocks (a single column that
+ * does not fit still gets its own). */
+#define CHUNK_GROUP_BLOCK_MAX (512u << 10)
 
 int chunk_builder_new(chunk_builder **out);
 void chunk_builder_free(chunk_builder **b);
@@ -193,18 +206,43 @@ int chunk_builder_add_series(chunk_builder *b, uint32_t tag_id, uint32_t device_
  * Returns the points added or a negative code. */
 int chunk_builder_add_column(chunk_builder *b, const chunk_data_view *v, uint32_t col,
                              chunk_stream_cache *cache);
-size_t chunk_builder_points(const chunk_builder *b);
+/* Makes column (tag, dev) able to take n more points without growing,
+ * allocating exactly that much when it must grow. Points must be added to
+ * the column before the next encode (an empty column cannot be encoded). */
+int chunk_builder_reserve(chunk_builder *b, uint32_t tag_id, uint32_t device_id, size_t n);
+size_t chunk_builder_points(const chunk_builder *b); /* not yet encoded */
+size_t chunk_builder_column_points(chunk_builder *b, uint32_t tag_id, uint32_t device_id);
 size_t chunk_builder_columns(const chunk_builder *b);
 size_t chunk_builder_max_column(const chunk_builder *b);
 /* An upper bound on the bytes chunk_builder_encode() will write. */
 size_t chunk_builder_bound(const chunk_builder *b);
+/* The most points one column may hold and surely fit, alone, a block of cap
+ * bytes (what chunk_builder_encode_next() needs to make progress). */
+size_t chunk_builder_column_fit(size_t cap);
+/* Bytes the builder has allocated for points, blocks and scratch. */
+size_t chunk_builder_memory(const chunk_builder *b);
+/* When the builder is empty and holds more than limit bytes, frees every
+ * column's points (allocated again as needed) and an oversized block
+ * buffer. */
+void chunk_builder_trim(chunk_builder *b, size_t limit);
 /* Encodes every column as one data block into out; on success resets the
  * builder. Returns 0, CHUNK_ETOOBIG (cap too small), CHUNK_EINVAL (empty). */
 int chunk_builder_encode(chunk_builder *b, uint8_t *out, size_t cap, size_t *len,
                          chunk_block_info *info);
+/* Encodes as many columns as fit cap bytes as one data block (all of them
+ * when they fit; otherwise whole columns, in timestamp-group order). Returns
+ * 0 when nothing is left (the builder is reset), 1 when columns remain for
+ * the next call (until then nothing may be added), CHUNK_ETOOBIG when not
+ * even one column fits, CHUNK_EINVAL when empty. */
+int chunk_builder_encode_next(chunk_builder *b, uint8_t *out, size_t cap, size_t *len,
+                              chunk_block_info *info);
+/* True between a chunk_builder_encode_next() that returned 1 and the one
+ * that returns 0. */
+bool chunk_builder_encoding(const chunk_builder *b);
 /* Encodes one data block per group of columns that share their timestamps
- * and hands each to emit (the block is valid during the call); resets the
- * builder. Returns 0 or the first error (emit's own negative codes pass). */
+ * (cut at CHUNK_GROUP_BLOCK_MAX) and hands each to emit (the block is valid
+ * during the call); resets the builder. Returns 0 or the first error
+ * (emit's own negative codes pass). */
 typedef int (*chunk_emit_fn)(void *ctx, const uint8_t *block, size_t len,
                              const chunk_block_info *info);
 int chunk_builder_encode_groups(chunk_builder *b, chunk_emit_fn emit, void *ctx);
@@ -327,10 +365,6 @@ typedef struct chunk_scan {
  * CHUNK_ECORRUPT (file header), CHUNK_ETRUNCATED (no complete file header),
  * CHUNK_EIO, CHUNK_ENOMEM. */
 int chunk_scan_fd(int fd, const char *path, unsigned flags, chunk_scan *out);
-/* The same over a whole file already in memory (buf, len): a sealed chunk's
- * index is still trusted unless CHUNK_SCAN_FULL. */
-int chunk_scan_mem(const uint8_t *buf, size_t len, const char *path, unsigned flags,
-                   chunk_scan *out);
 void chunk_scan_free(chunk_scan *s);
 
 /* ----------------------------------------------------- recover & seal */
@@ -357,6 +391,8 @@ int chunk_recover(int dirfd, const char *name, chunk_recover_report *rep);
 
 typedef struct chunk_seal_report {
     int compacted;
+    int merged; /* the rewrite went through an intermediate file (more points than the
+                   seal's memory holds at once) */
     uint64_t bytes_before, bytes_after;
     uint64_t points;
     uint32_t blocks_before, blocks_after;
@@ -374,9 +410,16 @@ enum chunk_seal_flags {
  * then fsync, atomic rename to <writer>.<no>.chunk, directory fsync, and the
  * .open file removed. Crash-safe at every step. */
 int chunk_seal(int dirfd, const char *name, unsigned flags, chunk_seal_report *rep);
-/* The same, keeping its memory in ctx for the next seal (one per thread). */
+/* The same, keeping its memory in ctx for the next seal (one per thread).
+ * memory bounds the points a rewrite holds at once (0: the default); the
+ * context needs about that plus 2.5 MiB of buffers. */
+#define CHUNK_SEAL_MEMORY_DEFAULT (4u << 20)
+/* The context's buffers besides that: a read window that grows to the
+ * largest block read (a writer's write buffer: 1 MiB by default), two
+ * output buffers, a group block. */
+#define CHUNK_SEAL_BUFFERS ((1u << 20) + 2 * (256u << 10) + CHUNK_GROUP_BLOCK_MAX)
 typedef struct chunk_seal_ctx chunk_seal_ctx;
-int chunk_seal_ctx_new(chunk_seal_ctx **out);
+int chunk_seal_ctx_new(chunk_seal_ctx **out, size_t memory);
 void chunk_seal_ctx_free(chunk_seal_ctx **ctx);
 int chunk_seal_with(chunk_seal_ctx *ctx, int dirfd, const char *name, unsigned flags,
                     chunk_seal_report *rep);

@@ -47,9 +47,7 @@ struct stream {
 struct chunk_builder {
     struct column *cols;
     size_t ncols, cols_alloc; /* columns in use, columns with allocations */
-    uint64_t *map_keys;       /* open addressing: key -> column index + 1 */
-    uint32_t *map_vals;
-    size_t map_cap;
+    chunk_map map;            /* (device << 32 | tag) -> column index + 1 */
     size_t points, max_col;
     uint64_t *scratch, *scratch2;
     size_t scratch_cap;
@@ -61,6 +59,10 @@ struct chunk_builder {
     uint8_t *tmp; /* one group's block for encode_groups */
     size_t tmp_cap;
     uint32_t *direct; /* tag id -> column index + 1, for ids below DIRECT_TAGS; checked on use */
+    /* chunk_builder_encode_next: the columns are grouped and blocks are being
+     * cut from member_cols[next..ncols); nothing may be added meanwhile */
+    bool encoding;
+    size_t next;
 };
 
 int chunk_builder_new(chunk_builder **out)
@@ -68,11 +70,8 @@ int chunk_builder_new(chunk_builder **out)
     chunk_builder *b = calloc(1, sizeof *b);
     if (!b)
         return chunk__fail(CHUNK_ENOMEM, "out of memory for a block builder");
-    b->map_cap = 256;
-    b->map_keys = calloc(b->map_cap, sizeof *b->map_keys);
-    b->map_vals = calloc(b->map_cap, sizeof *b->map_vals);
     b->direct = calloc(DIRECT_TAGS, sizeof *b->direct);
-    if (!b->map_keys || !b->map_vals || !b->direct) {
+    if (!b->direct) {
         chunk_builder_free(&b);
         return chunk__fail(CHUNK_ENOMEM, "out of memory for a block builder");
     }
@@ -88,8 +87,7 @@ void chunk_builder_free(chunk_builder **bp)
     for (size_t i = 0; i < b->cols_alloc; i++)
         chunk_series_free(&b->cols[i].s);
     free(b->cols);
-    free(b->map_keys);
-    free(b->map_vals);
+    chunk_map_free(&b->map);
     free(b->scratch);
     free(b->scratch2);
     free(b->streams);
@@ -108,39 +106,44 @@ void chunk_builder_reset(chunk_builder *b)
     b->ncols = 0;
     b->points = 0;
     b->max_col = 0;
-    memset(b->map_vals, 0, b->map_cap * sizeof *b->map_vals);
+    b->encoding = false;
+    b->next = 0;
+    chunk_map_clear(&b->map);
 }
 
-static inline size_t map_slot(uint64_t key, size_t cap)
+size_t chunk_builder_memory(const chunk_builder *b)
 {
-    return (size_t)((key * 0x9E3779B97F4A7C15ull) >> 32) & (cap - 1);
+    size_t bytes = b->cols_alloc * sizeof *b->cols + b->tmp_cap +
+                   b->scratch_cap * 2 * sizeof *b->scratch;
+    for (size_t i = 0; i < b->cols_alloc; i++)
+        bytes += chunk_series_memory(&b->cols[i].s);
+    return bytes;
 }
 
-static int map_grow(chunk_builder *b)
+void chunk_builder_trim(chunk_builder *b, size_t limit)
 {
-    size_t cap = b->map_cap * 2;
-    uint64_t *keys = calloc(cap, sizeof *keys);
-    uint32_t *vals = calloc(cap, sizeof *vals);
-    if (!keys || !vals) {
-        free(keys);
-        free(vals);
-        return chunk__fail(CHUNK_ENOMEM, "out of memory for %zu columns", b->ncols);
+    if (b->ncols || chunk_builder_memory(b) <= limit)
+        return;
+    for (size_t i = 0; i < b->cols_alloc; i++)
+        chunk_series_free(&b->cols[i].s);
+    if (b->tmp_cap > CHUNK_GROUP_BLOCK_MAX) { /* one column's oversized block */
+        free(b->tmp);
+        b->tmp = NULL;
+        b->tmp_cap = 0;
     }
-    for (size_t i = 0; i < b->map_cap; i++) {
-        if (!b->map_vals[i])
-            continue;
-        size_t j = map_slot(b->map_keys[i], cap);
-        while (vals[j])
-            j = (j + 1) & (cap - 1);
-        keys[j] = b->map_keys[i];
-        vals[j] = b->map_vals[i];
-    }
-    free(b->map_keys);
-    free(b->map_vals);
-    b->map_keys = keys;
-    b->map_vals = vals;
-    b->map_cap = cap;
-    return 0;
+}
+
+/* The column for (tag, device) if there is one. */
+static struct column *column_find(chunk_builder *b, uint32_t tag, uint32_t dev)
+{
+    uint32_t v = chunk_map_get(&b->map, (uint64_t)dev << 32 | tag);
+    return v ? &b->cols[v - 1] : NULL;
+}
+
+size_t chunk_builder_column_points(chunk_builder *b, uint32_t tag_id, uint32_t device_id)
+{
+    const struct column *c = column_find(b, tag_id, device_id);
+    return c ? c->s.n : 0;
 }
 
 /* The column for (tag, device), created when new. */
@@ -153,19 +156,11 @@ static struct column *column_for(chunk_builder *b, uint32_t tag, uint32_t dev)
             return &b->cols[d - 1];
     }
     uint64_t key = (uint64_t)dev << 32 | tag;
-    size_t j = map_slot(key, b->map_cap);
-    while (b->map_vals[j]) {
-        if (b->map_keys[j] == key) {
-            if (tag < DIRECT_TAGS)
-                b->direct[tag] = b->map_vals[j];
-            return &b->cols[b->map_vals[j] - 1];
-        }
-        j = (j + 1) & (b->map_cap - 1);
-    }
-    if ((b->ncols + 1) * 2 > b->map_cap) {
-        if (map_grow(b) < 0)
-            return NULL;
-        return column_for(b, tag, dev);
+    uint32_t v = chunk_map_get(&b->map, key);
+    if (v) {
+        if (tag < DIRECT_TAGS)
+            b->direct[tag] = v;
+        return &b->cols[v - 1];
     }
     if (b->ncols == b->cols_alloc) {
         size_t n = b->cols_alloc ? b->cols_alloc * 2 : 64;
@@ -182,15 +177,18 @@ static struct column *column_for(chunk_builder *b, uint32_t tag, uint32_t dev)
     c->tag_id = tag;
     c->device_id = dev;
     c->s.n = 0;
-    b->map_keys[j] = key;
-    b->map_vals[j] = (uint32_t)++b->ncols;
+    if (chunk_map_put(&b->map, key, (uint32_t)b->ncols + 1) < 0)
+        return NULL;
+    b->ncols++;
     if (tag < DIRECT_TAGS)
-        b->direct[tag] = b->map_vals[j];
+        b->direct[tag] = (uint32_t)b->ncols;
     return c;
 }
 
 int chunk_builder_add(chunk_builder *b, const shm_tag_value *v)
 {
+    if (b->encoding)
+        return chunk__fail(CHUNK_EINVAL, "a block is being encoded");
     struct column *c = column_for(b, v->tag_id, v->device_id);
     if (!c)
         return CHUNK_ENOMEM;
@@ -214,7 +212,7 @@ int chunk_builder_add(chunk_builder *b, const shm_tag_value *v)
 int chunk_builder_add_series(chunk_builder *b, uint32_t tag_id, uint32_t device_id,
                              const chunk_series *src, size_t from, size_t n)
 {
-    if (from > src->n || n > src->n - from)
+    if (from > src->n || n > src->n - from || b->encoding)
         return CHUNK_EINVAL;
     if (n == 0)
         return 0;
@@ -242,7 +240,7 @@ int chunk_builder_add_column(chunk_builder *b, const chunk_data_view *v, uint32_
                              chunk_stream_cache *cache)
 {
     chunk_column_ref ref;
-    if (chunk_data_view_column(v, col, &ref) < 0)
+    if (b->encoding || chunk_data_view_column(v, col, &ref) < 0)
         return CHUNK_EINVAL;
     struct column *c = column_for(b, ref.tag_id, ref.device_id);
     if (!c)
@@ -254,6 +252,16 @@ int chunk_builder_add_column(chunk_builder *b, const chunk_data_view *v, uint32_
     if (c->s.n > b->max_col)
         b->max_col = c->s.n;
     return n;
+}
+
+int chunk_builder_reserve(chunk_builder *b, uint32_t tag_id, uint32_t device_id, size_t n)
+{
+    if (b->encoding)
+        return CHUNK_EINVAL;
+    struct column *c = column_for(b, tag_id, device_id);
+    if (!c)
+        return CHUNK_ENOMEM;
+    return chunk_series_reserve_exact(&c->s, n);
 }
 
 size_t chunk_builder_points(const chunk_builder *b)
@@ -269,6 +277,12 @@ size_t chunk_builder_columns(const chunk_builder *b)
 size_t chunk_builder_max_column(const chunk_builder *b)
 {
     return b->max_col;
+}
+
+size_t chunk_builder_column_fit(size_t cap)
+{
+    size_t fixed = BOUND_FIXED + BOUND_PER_STREAM + BOUND_PER_COLUMN;
+    return cap > fixed ? (cap - fixed) / BOUND_PER_POINT : 0;
 }
 
 size_t chunk_builder_bound(const chunk_builder *b)
@@ -442,14 +456,40 @@ static void minmax_ts(const int64_t *ts, size_t n, int64_t *lo, int64_t *hi)
     *hi = z;
 }
 
-/* Encodes streams [first, first + count) and their columns as one block. */
-static int encode_block(chunk_builder *b, size_t first, size_t count, uint8_t *out, size_t cap,
-                        size_t *len_out, chunk_block_info *info_out)
+static inline uint32_t stream_at(const chunk_builder *b, size_t pos)
 {
-    size_t ncols = 0;
-    for (size_t s = first; s < first + count; s++)
-        ncols += b->streams[s].members;
+    return b->cols[b->member_cols[pos]].stream;
+}
+
+/* An upper bound on the block of the columns at member_cols[from, to). */
+static size_t range_bound(const chunk_builder *b, size_t from, size_t to)
+{
+    size_t bound = BOUND_FIXED;
+    for (size_t p = from; p < to; p++) {
+        if (p == from || stream_at(b, p) != stream_at(b, p - 1))
+            bound += BOUND_PER_STREAM;
+        bound += BOUND_PER_COLUMN + b->cols[b->member_cols[p]].s.n * BOUND_PER_POINT;
+    }
+    return bound;
+}
+
+/* Encodes the columns at member_cols[from, to) — whole streams or parts of
+ * them, in stream order — as one block. Each stream in the block stores the
+ * timestamps and sequences of its leader, whether or not the leader is in
+ * the range. When the block does not fit cap: CHUNK_ETOOBIG, and *fit says
+ * how many columns from `from` were written completely before the space ran
+ * out (a block of just those fits, its directory being smaller). */
+static int encode_range(chunk_builder *b, size_t from, size_t to, uint8_t *out, size_t cap,
+                        size_t *len_out, chunk_block_info *info_out, size_t *fit)
+{
+    if (cap > CHUNK_BLOCK_HEADER_SIZE + (size_t)CHUNK_BLOCK_MAX_PAYLOAD)
+        cap = CHUNK_BLOCK_HEADER_SIZE + (size_t)CHUNK_BLOCK_MAX_PAYLOAD;
+    size_t count = 0, ncols = to - from;
+    for (size_t p = from; p < to; p++)
+        if (p == from || stream_at(b, p) != stream_at(b, p - 1))
+            count++;
     size_t dirs = CHUNK_PAYLOAD_HEADER + count * CHUNK_STREAM_DIR + ncols * CHUNK_COLUMN_DIR;
+    *fit = 0;
     if (cap < CHUNK_BLOCK_HEADER_SIZE + dirs)
         return chunk__fail(CHUNK_ETOOBIG, "block of %zu columns does not fit %zu bytes", ncols, cap);
     uint8_t *payload = out + CHUNK_BLOCK_HEADER_SIZE;
@@ -460,10 +500,10 @@ static int encode_block(chunk_builder *b, size_t first, size_t count, uint8_t *o
                              .seq_min = UINT64_MAX, .ts_min = INT64_MAX, .ts_max = INT64_MIN};
     uint8_t *sdir = payload + CHUNK_PAYLOAD_HEADER;
     uint8_t *cdir = sdir + count * CHUNK_STREAM_DIR;
-    size_t col_no = 0;
-    for (size_t si = 0; si < count; si++) {
-        const struct stream *st = &b->streams[first + si];
-        const chunk_series *lead = &b->cols[st->leader].s;
+    size_t col_no = 0, p = from;
+    for (size_t si = 0; si < count && !w.overflow; si++) {
+        const uint32_t stream = stream_at(b, p);
+        const chunk_series *lead = &b->cols[b->streams[stream].leader].s;
         size_t n = lead->n;
         int64_t lo, hi;
         minmax_ts(lead->ts, n, &lo, &hi);
@@ -484,8 +524,8 @@ static int encode_block(chunk_builder *b, size_t first, size_t count, uint8_t *o
         info.ts_min = lo < info.ts_min ? lo : info.ts_min;
         info.ts_max = hi > info.ts_max ? hi : info.ts_max;
 
-        for (size_t m = 0; m < st->members; m++, col_no++) {
-            const struct column *c = &b->cols[b->member_cols[st->first_member + m]];
+        for (; p < to && stream_at(b, p) == stream; p++, col_no++) {
+            const struct column *c = &b->cols[b->member_cols[p]];
             const chunk_series *s = &c->s;
             size_t cstart = w.len;
             at = section_begin(&w);
@@ -506,6 +546,9 @@ static int encode_block(chunk_builder *b, size_t first, size_t count, uint8_t *o
             at = section_begin(&w);
             chunk_rle_encode_u16(&w, s->flags, n);
             section_end(&w, at);
+            if (w.overflow)
+                break;
+            *fit = col_no + 1;
             uint8_t *ce = cdir + col_no * CHUNK_COLUMN_DIR;
             le32_put(ce, c->tag_id);
             le32_put(ce + 4, c->device_id);
@@ -519,10 +562,8 @@ static int encode_block(chunk_builder *b, size_t first, size_t count, uint8_t *o
                 info.seq_max = s->seq[i] > info.seq_max ? s->seq[i] : info.seq_max;
             }
         }
-        if (w.overflow)
-            break;
     }
-    if (w.overflow || w.len > CHUNK_BLOCK_MAX_PAYLOAD)
+    if (w.overflow)
         return chunk__fail(CHUNK_ETOOBIG, "encoded block does not fit %zu bytes", cap);
     info.payload_len = (uint32_t)w.len;
     chunk_block_header_write(out, &info, payload);
@@ -536,44 +577,116 @@ static int encode_block(chunk_builder *b, size_t first, size_t count, uint8_t *o
 int chunk_builder_encode(chunk_builder *b, uint8_t *out, size_t cap, size_t *len,
                          chunk_block_info *info)
 {
-    if (b->ncols == 0)
+    if (b->ncols == 0 || b->encoding)
         return chunk__fail(CHUNK_EINVAL, "no points to encode");
     int rc = group_columns(b);
-    if (rc < 0)
-        return rc;
-    rc = encode_block(b, 0, b->nstreams, out, cap, len, info);
+    size_t fit;
+    if (rc == 0)
+        rc = encode_range(b, 0, b->ncols, out, cap, len, info, &fit);
     if (rc == 0)
         chunk_builder_reset(b);
     return rc;
+}
+
+/* The columns from member_cols[from] on that make one block in cap bytes:
+ * all of them, or as many as fit (encoded twice: once to find out). */
+static int encode_prefix(chunk_builder *b, size_t from, uint8_t *out, size_t cap, size_t *len,
+                         chunk_block_info *info, size_t *used)
+{
+    size_t fit;
+    int rc = encode_range(b, from, b->ncols, out, cap, len, info, &fit);
+    if (rc == 0) {
+        *used = b->ncols - from;
+        return 0;
+    }
+    if (rc != CHUNK_ETOOBIG || fit == 0)
+        return rc;
+    *used = fit;
+    return encode_range(b, from, from + fit, out, cap, len, info, &fit);
+}
+
+int chunk_builder_encode_next(chunk_builder *b, uint8_t *out, size_t cap, size_t *len,
+                              chunk_block_info *info)
+{
+    if (!b->encoding) {
+        if (b->ncols == 0)
+            return chunk__fail(CHUNK_EINVAL, "no points to encode");
+        int rc = group_columns(b);
+        if (rc < 0)
+            return rc;
+        b->encoding = true;
+        b->next = 0;
+    }
+    chunk_block_info i;
+    size_t used = 0;
+    int rc = encode_prefix(b, b->next, out, cap, len, &i, &used);
+    if (rc < 0)
+        return rc == CHUNK_ETOOBIG ? chunk__fail(rc, "a column of %zu points does not fit a "
+                                                     "%zu-byte block",
+                                                 b->cols[b->member_cols[b->next]].s.n, cap)
+                                   : rc;
+    if (info)
+        *info = i;
+    b->next += used;
+    b->points -= i.points;
+    if (b->next < b->ncols)
+        return 1;
+    chunk_builder_reset(b);
+    return 0;
+}
+
+bool chunk_builder_encoding(const chunk_builder *b)
+{
+    return b->encoding;
+}
+
+static int tmp_reserve(chunk_builder *b, size_t bytes)
+{
+    if (b->tmp_cap >= bytes)
+        return 0;
+    uint8_t *t = realloc(b->tmp, bytes);
+    if (!t)
+        return chunk__fail(CHUNK_ENOMEM, "out of memory for a %zu-byte block", bytes);
+    b->tmp = t;
+    b->tmp_cap = bytes;
+    return 0;
 }
 
 int chunk_builder_encode_groups(chunk_builder *b, chunk_emit_fn emit, void *ctx)
 {
     if (b->ncols == 0)
         return 0;
+    if (b->encoding)
+        return chunk__fail(CHUNK_EINVAL, "a block is being encoded");
     int rc = group_columns(b);
     if (rc < 0)
         return rc;
     for (size_t s = 0; s < b->nstreams; s++) {
-        const struct stream *st = &b->streams[s];
-        size_t n = b->cols[st->leader].s.n;
-        size_t bound = BOUND_FIXED + BOUND_PER_STREAM +
-                       st->members * (BOUND_PER_COLUMN + n * BOUND_PER_POINT);
-        if (b->tmp_cap < bound) {
-            uint8_t *t = realloc(b->tmp, bound);
-            if (!t)
-                return chunk__fail(CHUNK_ENOMEM, "out of memory for a %zu-byte block", bound);
-            b->tmp = t;
-            b->tmp_cap = bound;
+        size_t p = b->streams[s].first_member, end = p + b->streams[s].members;
+        while (p < end) {
+            /* The group's block, or as many of its columns as fit
+             * CHUNK_GROUP_BLOCK_MAX; a single column that does not fit
+             * gets a buffer of its own bound. */
+            size_t want = range_bound(b, p, end);
+            if (want > CHUNK_GROUP_BLOCK_MAX)
+                want = CHUNK_GROUP_BLOCK_MAX;
+            if ((rc = tmp_reserve(b, want)) < 0)
+                return rc;
+            size_t len, fit, used = end - p;
+            chunk_block_info info;
+            rc = encode_range(b, p, end, b->tmp, b->tmp_cap, &len, &info, &fit);
+            if (rc == CHUNK_ETOOBIG) {
+                used = fit ? fit : 1;
+                if (!fit && (rc = tmp_reserve(b, range_bound(b, p, p + 1))) < 0)
+                    return rc;
+                rc = encode_range(b, p, p + used, b->tmp, b->tmp_cap, &len, &info, &fit);
+            }
+            if (rc < 0)
+                return rc;
+            if ((rc = emit(ctx, b->tmp, len, &info)) < 0)
+                return rc;
+            p += used;
         }
-        size_t len = 0;
-        chunk_block_info info;
-        rc = encode_block(b, s, 1, b->tmp, b->tmp_cap, &len, &info);
-        if (rc < 0)
-            return rc;
-        rc = emit(ctx, b->tmp, len, &info);
-        if (rc < 0)
-            return rc;
     }
     chunk_builder_reset(b);
     return 0;

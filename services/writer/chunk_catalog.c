@@ -33,54 +33,68 @@ static int64_t now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* Writes the document to f entry by entry (a tree of thousands of tags
+ * would cost megabytes for a moment, and the heap keeps them). Returns 0 or
+ * CHUNK_ENOMEM; write errors are left in f. */
+static int write_document(FILE *f, const char *writer, const char *segment,
+                          const chunk_catalog_entry *e, size_t n)
+{
+    json_t *head = json_pack("{s:s, s:i, s:s, s:s, s:I}", "format", CATALOG_FORMAT, "version",
+                             CATALOG_VERSION, "writer", writer, "segment", segment ? segment : "",
+                             "updated_ns", (json_int_t)now_ns());
+    char *text = head ? json_dumps(head, JSON_COMPACT) : NULL;
+    json_decref(head);
+    if (!text)
+        return CHUNK_ENOMEM;
+    text[strlen(text) - 1] = '\0'; /* the closing brace: the tags follow */
+    fprintf(f, "%s, \"tags\": [", text);
+    free(text);
+    for (size_t i = 0; i < n; i++) {
+        json_t *t = json_pack("{s:I, s:I, s:s, s:s, s:s, s:i}", "id", (json_int_t)e[i].id,
+                              "device_id", (json_int_t)e[i].device_id, "name",
+                              e[i].name ? e[i].name : "", "device", e[i].device ? e[i].device : "",
+                              "unit", e[i].unit ? e[i].unit : "", "data_type", (int)e[i].data_type);
+        int rc = t ? json_dumpf(t, f, JSON_COMPACT) : -1;
+        json_decref(t);
+        if (rc != 0 && !ferror(f))
+            return CHUNK_ENOMEM;
+        fputs(i + 1 < n ? ",\n " : "", f);
+    }
+    fputs("]}\n", f);
+    return 0;
+}
+
 int chunk_catalog_write(int dirfd, const char *writer, const char *segment,
                         const chunk_catalog_entry *e, size_t n)
 {
-    json_t *tags = json_array();
-    for (size_t i = 0; tags && i < n; i++)
-        json_array_append_new(
-            tags, json_pack("{s:I, s:I, s:s, s:s, s:s, s:i}", "id", (json_int_t)e[i].id,
-                            "device_id", (json_int_t)e[i].device_id, "name",
-                            e[i].name ? e[i].name : "", "device", e[i].device ? e[i].device : "",
-                            "unit", e[i].unit ? e[i].unit : "", "data_type", (int)e[i].data_type));
-    json_t *doc = json_pack("{s:s, s:i, s:s, s:s, s:I, s:o}", "format", CATALOG_FORMAT, "version",
-                            CATALOG_VERSION, "writer", writer, "segment", segment ? segment : "",
-                            "updated_ns", (json_int_t)now_ns(), "tags", tags);
-    if (!doc)
-        return chunk__fail(CHUNK_ENOMEM, "out of memory for the catalog of %s", writer);
-    char *text = json_dumps(doc, JSON_INDENT(1) | JSON_COMPACT);
-    json_decref(doc);
-    if (!text)
-        return chunk__fail(CHUNK_ENOMEM, "out of memory for the catalog of %s", writer);
     char name[64], tmp[80];
     chunk_name_format(name, sizeof name, writer, 0, CHUNK_NAME_CATALOG);
     snprintf(tmp, sizeof tmp, "%s.tmp", name);
-    int rc = 0;
     int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-    if (fd < 0) {
-        int e2 = errno;
-        rc = chunk__fail(chunk_errno_code(e2), "create %s: %s", tmp, strerror(e2));
-    } else {
-        size_t len = strlen(text);
-        ssize_t w = write(fd, text, len);
-        int e2 = 0;
-        if (w != (ssize_t)len)
-            e2 = w < 0 ? errno : ENOSPC;
-        else if (fsync(fd) != 0)
-            e2 = errno;
-        if (e2)
-            rc = chunk__fail(chunk_errno_code(e2), "write %s: %s", tmp, strerror(e2));
+    if (fd < 0)
+        return chunk__sys_fail(errno, "create", tmp);
+    FILE *f = fdopen(fd, "w");
+    if (!f) {
+        int rc = chunk__sys_fail(errno, "open", tmp);
         close(fd);
-        if (rc == 0 && renameat(dirfd, tmp, dirfd, name) != 0) {
-            e2 = errno;
-            rc = chunk__fail(chunk_errno_code(e2), "rename %s: %s", tmp, strerror(e2));
-        }
-        if (rc == 0)
-            rc = chunk_fsync_dir(dirfd, name);
-        if (rc < 0)
-            unlinkat(dirfd, tmp, 0);
+        unlinkat(dirfd, tmp, 0);
+        return rc;
     }
-    free(text);
+    int rc = write_document(f, writer, segment, e, n);
+    if (rc < 0)
+        rc = chunk__fail(rc, "out of memory for the catalog of %s", writer);
+    else if ((errno = 0, fflush(f) != 0) || ferror(f))
+        rc = chunk__sys_fail(errno ? errno : EIO, "write", tmp);
+    else if (fsync(fd) != 0)
+        rc = chunk__sys_fail(errno, "write", tmp);
+    if (fclose(f) != 0 && rc == 0)
+        rc = chunk__sys_fail(errno, "write", tmp);
+    if (rc == 0 && renameat(dirfd, tmp, dirfd, name) != 0)
+        rc = chunk__sys_fail(errno, "rename", tmp);
+    if (rc == 0)
+        rc = chunk_fsync_dir(dirfd, name);
+    if (rc < 0)
+        unlinkat(dirfd, tmp, 0);
     return rc;
 }
 

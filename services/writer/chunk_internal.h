@@ -347,6 +347,101 @@ void chunk_raw_encode(wbuf *w, const int64_t *raw, const double *v, size_t n, in
                       uint64_t *scratch);
 int chunk_raw_decode(rbuf *r, size_t n, const double *v, int64_t *out);
 
+/* ------------------------------------------------------ column map */
+
+/* (device << 32 | tag) -> a value > 0 (chunk_map.c); zero-initialise. */
+typedef struct chunk_map {
+    uint64_t *keys;
+    uint32_t *vals;
+    size_t cap, n;
+} chunk_map;
+
+uint32_t chunk_map_get(const chunk_map *m, uint64_t key); /* 0: absent */
+int chunk_map_put(chunk_map *m, uint64_t key, uint32_t value); /* 0 or CHUNK_ENOMEM */
+void chunk_map_clear(chunk_map *m);
+void chunk_map_free(chunk_map *m);
+
+/* ------------------------------------------------- bounded file reading */
+
+/* A file read through one buffer (chunk_reader.c): get() points *out at
+ * [off, off + len) in memory, reading `window` bytes ahead; the buffer grows
+ * only for a larger range, and shrink() gives that back. The pointer is
+ * valid until the next get. get() returns 0, CHUNK_ETRUNCATED (past the
+ * end), CHUNK_EIO..., CHUNK_ENOMEM. */
+typedef struct chunk_reader {
+    int fd;
+    const char *path;
+    uint64_t size;   /* reads stop here */
+    uint8_t *buf;
+    size_t cap, len; /* allocated, valid */
+    uint64_t off;    /* file offset of buf[0] */
+    size_t window;
+} chunk_reader;
+
+#define CHUNK_READ_WINDOW (256u << 10)
+
+void chunk_reader_init(chunk_reader *r, size_t window);
+void chunk_reader_attach(chunk_reader *r, int fd, const char *path, uint64_t size);
+int chunk_reader_get(chunk_reader *r, uint64_t off, size_t len, const uint8_t **out);
+void chunk_reader_shrink(chunk_reader *r);
+void chunk_reader_free(chunk_reader *r);
+
+/* Reads the block at off (ending by `end`) through r and checks it
+ * (chunk_block_check: header, payload CRC, data directory); *block points
+ * at it (header + payload). Returns 0, or a negative code with *damaged
+ * true when the block failed its checks (CHUNK_ECORRUPT, CHUNK_ETRUNCATED)
+ * and false when reading failed (I/O, memory). */
+int chunk__read_block(chunk_reader *r, uint64_t off, uint64_t end, const uint8_t **block,
+                      chunk_block_info *info, bool *damaged);
+
+/* chunk_scan_fd over a reader already attached to the file (chunk_scan.c). */
+int chunk__scan(chunk_reader *r, unsigned flags, chunk_scan *out);
+
+/* ------------------------------------------------------------ sealing */
+
+#define CHUNK_OUT_BUFFER (256u << 10) /* buffered output of a seal */
+#define CHUNK_MID_WINDOW (16u << 10)  /* intermediate blocks are read one by one */
+
+/* Memory kept from one seal to the next (a writer seals every chunk it
+ * fills), all of it bounded: the builder by `memory` (chunk_rewrite.c),
+ * the readers by their windows and the largest block, two output buffers. */
+struct chunk_seal_ctx {
+    size_t memory;
+    chunk_builder *b;
+    chunk_stream_cache cache;
+    chunk_reader in;  /* the chunk being sealed */
+    chunk_reader mid; /* a rewrite's intermediate file */
+    uint8_t *out[2];  /* CHUNK_OUT_BUFFER each: the output, the intermediate */
+};
+
+/* A file written through a buffer, with the index and footer of what it
+ * holds (chunk_seal.c). */
+typedef struct chunk_out {
+    int fd;
+    const char *name;
+    uint64_t off; /* file offset of buf[0] */
+    uint8_t *buf; /* CHUNK_OUT_BUFFER bytes */
+    size_t len;
+    chunk_index index;
+    chunk_footer footer;
+} chunk_out;
+
+int chunk__out_append(chunk_out *o, const uint8_t *p, size_t len);
+int chunk__out_flush(chunk_out *o);
+/* A chunk_emit_fn: appends a data block and notes it in index and footer. */
+int chunk__out_block(void *ctx, const uint8_t *block, size_t len, const chunk_block_info *info);
+void chunk__footer_init(chunk_footer *f);
+/* chunk__fail with strerror(e), naming what failed on which file. */
+int chunk__sys_fail(int e, const char *what, const char *name);
+
+/* The rewrite of a chunk of small blocks (chunk_rewrite.c): true when its
+ * points do not fit the budget at once and an intermediate file is needed;
+ * then writes the regrouped data blocks to final (mid_fd: the intermediate
+ * file, open read-write and empty, or -1 when none is needed). */
+bool chunk__rewrite_merges(const chunk_seal_ctx *ctx, const chunk_scan *s);
+int chunk__rewrite_blocks(chunk_seal_ctx *ctx, const chunk_scan *s, int mid_fd,
+                          const char *mid_name, chunk_out *final);
+
 /* The data block payload's fixed parts (chunk_block.c). */
 #define CHUNK_PAYLOAD_HEADER 8u
 #define CHUNK_STREAM_DIR 32u

@@ -26,34 +26,31 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int sys_fail(int e, const char *what, const char *name)
-{
-    return chunk__fail(chunk_errno_code(e), "%s %s: %s", what, name, strerror(e));
-}
+#define COPY_BUFFER (256u << 10)
 
 /* Copies src (open fd) to a new file `dst` in dirfd and syncs it. */
 static int copy_aside(int dirfd, int src, uint64_t size, const char *dst)
 {
     int out = openat(dirfd, dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
     if (out < 0)
-        return sys_fail(errno, "create", dst);
-    uint8_t *buf = malloc(1 << 20);
+        return chunk__sys_fail(errno, "create", dst);
+    uint8_t *buf = malloc(COPY_BUFFER);
     int rc = buf ? 0 : chunk__fail(CHUNK_ENOMEM, "out of memory copying to %s", dst);
     for (uint64_t off = 0; rc == 0 && off < size;) {
-        size_t want = size - off < (1u << 20) ? (size_t)(size - off) : (1u << 20);
+        size_t want = size - off < COPY_BUFFER ? (size_t)(size - off) : COPY_BUFFER;
         ssize_t r = pread(src, buf, want, (off_t)off);
         if (r <= 0) {
-            rc = r < 0 ? sys_fail(errno, "read for copy to", dst) : 0;
+            rc = r < 0 ? chunk__sys_fail(errno, "read for copy to", dst) : 0;
             break;
         }
         ssize_t w = pwrite(out, buf, (size_t)r, (off_t)off);
         if (w != r)
-            rc = sys_fail(w < 0 ? errno : ENOSPC, "write", dst);
+            rc = chunk__sys_fail(w < 0 ? errno : ENOSPC, "write", dst);
         off += (uint64_t)r;
     }
     free(buf);
     if (rc == 0 && fsync(out) != 0)
-        rc = sys_fail(errno, "fsync", dst);
+        rc = chunk__sys_fail(errno, "fsync", dst);
     close(out);
     if (rc < 0)
         unlinkat(dirfd, dst, 0);
@@ -86,23 +83,27 @@ int chunk_recover(int dirfd, const char *name, chunk_recover_report *rep)
         return chunk__fail(CHUNK_EINVAL, "%s is not the name of an unsealed chunk", name);
     int fd = openat(dirfd, name, O_RDWR | O_CLOEXEC);
     if (fd < 0)
-        return sys_fail(errno, "open", name);
+        return chunk__sys_fail(errno, "open", name);
     struct stat st;
     if (fstat(fd, &st) != 0) {
         int e = errno;
         close(fd);
-        return sys_fail(e, "stat", name);
+        return chunk__sys_fail(e, "stat", name);
     }
     uint64_t size = (uint64_t)st.st_size;
     if (size <= CHUNK_FILE_HEADER_SIZE || all_zero(fd, size)) {
         close(fd);
         if (unlinkat(dirfd, name, 0) != 0)
-            return sys_fail(errno, "remove", name);
+            return chunk__sys_fail(errno, "remove", name);
         rep->removed_empty = 1;
         return chunk_fsync_dir(dirfd, name);
     }
+    /* Blocks only: recovery needs where the intact prefix ends, not a
+     * per-column index (which for a chunk of small blocks can be larger
+     * than the file). A file ending in index and footer is taken as sealed
+     * when they are intact and agree in position. */
     chunk_scan s;
-    int rc = chunk_scan_fd(fd, name, 0, &s);
+    int rc = chunk_scan_fd(fd, name, CHUNK_SCAN_BLOCKS, &s);
     if (rc == CHUNK_ECORRUPT || rc == CHUNK_EFOREIGN) {
         /* The header itself is damaged: keep the whole file aside (readers
          * still find its intact blocks) and let the writer start afresh. */
@@ -113,7 +114,7 @@ int chunk_recover(int dirfd, const char *name, chunk_recover_report *rep)
         chunk_name_format(rep->damaged_copy, sizeof rep->damaged_copy, writer, no,
                           CHUNK_NAME_DAMAGED);
         if (renameat(dirfd, name, dirfd, rep->damaged_copy) != 0)
-            return sys_fail(errno, "rename", name);
+            return chunk__sys_fail(errno, "rename", name);
         rep->moved_aside = 1;
         rc = chunk_fsync_dir(dirfd, rep->damaged_copy);
         if (rc == 0)
@@ -131,7 +132,7 @@ int chunk_recover(int dirfd, const char *name, chunk_recover_report *rep)
         char sealed[64];
         chunk_name_format(sealed, sizeof sealed, writer, no, CHUNK_NAME_SEALED);
         if (renameat(dirfd, name, dirfd, sealed) != 0)
-            return sys_fail(errno, "rename", name);
+            return chunk__sys_fail(errno, "rename", name);
         rep->was_sealed = 1;
         return chunk_fsync_dir(dirfd, sealed);
     }
@@ -147,9 +148,9 @@ int chunk_recover(int dirfd, const char *name, chunk_recover_report *rep)
             rc = copy_aside(dirfd, fd, size, rep->damaged_copy);
         }
         if (rc == 0 && ftruncate(fd, (off_t)s.good_end) != 0)
-            rc = sys_fail(errno, "truncate", name);
+            rc = chunk__sys_fail(errno, "truncate", name);
         if (rc == 0 && fsync(fd) != 0)
-            rc = sys_fail(errno, "fsync", name);
+            rc = chunk__sys_fail(errno, "fsync", name);
         if (rc == 0 && rep->damaged_copy[0])
             rc = chunk_fsync_dir(dirfd, rep->damaged_copy);
     }

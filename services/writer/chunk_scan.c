@@ -12,6 +12,9 @@
  * the next block whose header and payload CRCs hold and carry on from
  * there; without it the blocks found past the damage are only counted, so a
  * report can say what a truncation drops.
+ *
+ * The file is read through a bounded window (chunk_reader.c), never whole:
+ * memory is the window, the largest block, and what the scan reports.
  */
 #include "chunk_internal.h"
 
@@ -121,18 +124,39 @@ static int load_sealed(int fd, const char *path, chunk_scan *s)
     return rc;
 }
 
-/* Next offset after `from` where an intact block starts, or `end`. */
-static uint64_t find_next_block(const uint8_t *buf, uint64_t from, uint64_t end)
+/* Next offset from `from` where an intact block starts (or `end`), looked
+ * for window by window. */
+static int find_next_block(chunk_reader *r, uint64_t from, uint64_t end, uint64_t *next)
 {
-    for (uint64_t off = from; off + CHUNK_BLOCK_HEADER_SIZE <= end; off++) {
-        const void *hit = memmem(buf + off, (size_t)(end - off), CHUNK_BLOCK_MAGIC, 4);
-        if (!hit)
-            return end;
-        off = (uint64_t)((const uint8_t *)hit - buf);
-        if (chunk_block_check(buf + off, (size_t)(end - off), NULL) == 0)
-            return off;
+    uint64_t off = from;
+    while (off + CHUNK_BLOCK_HEADER_SIZE <= end) {
+        size_t want = end - off < r->window ? (size_t)(end - off) : r->window;
+        const uint8_t *p;
+        int rc = chunk_reader_get(r, off, want, &p);
+        if (rc < 0)
+            return rc;
+        const uint8_t *hit = memmem(p, want, CHUNK_BLOCK_MAGIC, 4);
+        if (!hit) {
+            off += want - 3; /* a magic may straddle the windows */
+            continue;
+        }
+        uint64_t at = off + (uint64_t)(hit - p);
+        if (at + CHUNK_BLOCK_HEADER_SIZE > end)
+            break;
+        const uint8_t *blk;
+        chunk_block_info info;
+        bool damaged;
+        rc = chunk__read_block(r, at, end, &blk, &info, &damaged);
+        if (rc == 0) {
+            *next = at;
+            return 0;
+        }
+        if (!damaged)
+            return rc;
+        off = at + 1;
     }
-    return end;
+    *next = end;
+    return 0;
 }
 
 static int compare_indexes(chunk_scan *s, const chunk_index *stored)
@@ -150,8 +174,29 @@ static int compare_indexes(chunk_scan *s, const chunk_index *stored)
     return 0;
 }
 
-/* Walks every block of the file in buf. */
-static int walk_blocks(const char *path, const uint8_t *buf, chunk_scan *s, unsigned flags)
+/* Checks the footer (the file's last block) against the last index block;
+ * marks the scan sealed when they agree. */
+static int check_footer(chunk_reader *r, chunk_scan *s, const chunk_footer *f, bool damaged,
+                        unsigned flags)
+{
+    const uint8_t *ib;
+    int rc = chunk_reader_get(r, f->index_offset, f->index_len, &ib);
+    if (rc < 0)
+        return rc;
+    chunk_index stored = {0};
+    rc = chunk_index_decode(ib, f->index_len, f->index_offset, &stored);
+    if (rc == 0 && (damaged || (flags & CHUNK_SCAN_BLOCKS) || compare_indexes(s, &stored) == 0)) {
+        s->sealed = 1;
+        s->footer = *f;
+    } else if (rc == 0) {
+        add_damage(s, f->index_offset, f->index_len, "index does not match the blocks");
+    }
+    chunk_index_free(&stored);
+    return 0;
+}
+
+/* Walks every block of the file, reading it through r. */
+static int walk_blocks(chunk_reader *r, chunk_scan *s, unsigned flags)
 {
     const uint64_t size = s->file_size;
     uint64_t off = CHUNK_FILE_HEADER_SIZE;
@@ -160,7 +205,11 @@ static int walk_blocks(const char *path, const uint8_t *buf, chunk_scan *s, unsi
     s->good_end = off;
     while (off < size) {
         chunk_block_info info;
-        int rc = chunk_block_check(buf + off, (size_t)(size - off), &info);
+        const uint8_t *blk;
+        bool bad;
+        int rc = chunk__read_block(r, off, size, &blk, &info, &bad);
+        if (rc < 0 && !bad)
+            return rc;
         if (rc == 0) {
             uint64_t len = CHUNK_BLOCK_HEADER_SIZE + (uint64_t)info.payload_len;
             if (damaged && !(flags & CHUNK_SCAN_RESYNC)) {
@@ -169,7 +218,7 @@ static int walk_blocks(const char *path, const uint8_t *buf, chunk_scan *s, unsi
             } else if (info.kind == CHUNK_BLOCK_DATA) {
                 rc = flags & CHUNK_SCAN_BLOCKS
                          ? 0
-                         : chunk_index_add_block(&s->index, buf + off, (size_t)len, off);
+                         : chunk_index_add_block(&s->index, blk, (size_t)len, off);
                 if (rc == 0)
                     rc = add_block(s, off, (uint32_t)len, info.points);
                 s->columns += info.columns;
@@ -185,22 +234,10 @@ static int walk_blocks(const char *path, const uint8_t *buf, chunk_scan *s, unsi
                  * is damaged (reported on its own); the index is compared
                  * with the blocks only when every block is intact. */
                 chunk_footer f;
-                if (chunk_footer_parse(buf + off, (size_t)len, &f) == 0 &&
-                    f.index_offset == last_index_off) {
-                    chunk_index stored = {0};
-                    rc = chunk_index_decode(buf + f.index_offset, f.index_len, f.index_offset,
-                                            &stored);
-                    if (rc == 0 && (damaged || (flags & CHUNK_SCAN_BLOCKS) ||
-                                    compare_indexes(s, &stored) == 0)) {
-                        s->sealed = 1;
-                        s->footer = f;
-                    } else if (rc == 0) {
-                        char what[120];
-                        snprintf(what, sizeof what, "index does not match the blocks");
-                        add_damage(s, f.index_offset, f.index_len, what);
-                    }
-                    chunk_index_free(&stored);
-                }
+                if (chunk_footer_parse(blk, (size_t)len, &f) == 0 &&
+                    f.index_offset == last_index_off && f.index_offset + f.index_len == off &&
+                    (rc = check_footer(r, s, &f, damaged, flags)) < 0)
+                    return rc;
             }
             off += len;
             if (!damaged)
@@ -210,14 +247,14 @@ static int walk_blocks(const char *path, const uint8_t *buf, chunk_scan *s, unsi
         /* Damage: name it, then find where intact blocks resume. */
         char what[120];
         snprintf(what, sizeof what, "%s", chunk_last_error());
-        uint64_t next = find_next_block(buf, off + 1, size);
-        int drc = add_damage(s, off, next - off, what);
-        if (drc < 0)
-            return drc;
+        uint64_t next = size;
+        if ((rc = find_next_block(r, off + 1, size, &next)) < 0)
+            return rc;
+        if ((rc = add_damage(s, off, next - off, what)) < 0)
+            return rc;
         damaged = true;
         off = next;
     }
-    (void)path;
     return 0;
 }
 
@@ -245,67 +282,30 @@ static int scan_header(const uint8_t *hb, size_t hlen, const char *path, unsigne
     return 0;
 }
 
-static int scan_finish(const char *path, const uint8_t *buf, chunk_scan *s, unsigned flags,
-                       int header_rc)
+static int scan_finish(chunk_reader *r, chunk_scan *s, unsigned flags, int header_rc)
 {
-    int rc = walk_blocks(path, buf, s, flags);
+    int rc = walk_blocks(r, s, flags);
     if (rc < 0)
         return rc;
     if (header_rc == CHUNK_EFOREIGN && s->n_blocks == 0)
-        return chunk__fail(CHUNK_EFOREIGN, "%s: not a shmbus chunk (no magic, no blocks)", path);
+        return chunk__fail(CHUNK_EFOREIGN, "%s: not a shmbus chunk (no magic, no blocks)", r->path);
     if (header_rc < 0)
         s->good_end = 0;
     chunk_index_sort(&s->index);
     return 0;
 }
 
-int chunk_scan_mem(const uint8_t *buf, size_t len, const char *path, unsigned flags,
-                   chunk_scan *s)
+int chunk__scan(chunk_reader *r, unsigned flags, chunk_scan *s)
 {
     memset(s, 0, sizeof *s);
-    s->file_size = len;
-    int header_rc;
-    size_t hlen = len < CHUNK_FILE_HEADER_MAX ? len : CHUNK_FILE_HEADER_MAX;
-    int rc = scan_header(buf, hlen, path, &flags, s, &header_rc);
-    if (rc < 0)
-        return rc;
-    if (!(flags & CHUNK_SCAN_FULL) && len >= CHUNK_FILE_HEADER_SIZE + CHUNK_FOOTER_SIZE) {
-        chunk_footer f;
-        const uint8_t *fb = buf + len - CHUNK_FOOTER_SIZE;
-        if (chunk_footer_parse(fb, CHUNK_FOOTER_SIZE, &f) == 0 &&
-            f.index_offset >= CHUNK_FILE_HEADER_SIZE &&
-            f.index_offset + f.index_len == len - CHUNK_FOOTER_SIZE) {
-            chunk_index ix = {0};
-            if (chunk_index_decode(buf + f.index_offset, f.index_len, f.index_offset, &ix) == 0) {
-                s->index = ix;
-                s->footer = f;
-                s->sealed = 1;
-                s->good_end = len;
-                s->points = f.points;
-                s->data_bytes = f.data_bytes;
-                return 0;
-            }
-            chunk_index_free(&ix);
-        }
-    }
-    return scan_finish(path, buf, s, flags, header_rc);
-}
-
-int chunk_scan_fd(int fd, const char *path, unsigned flags, chunk_scan *s)
-{
-    memset(s, 0, sizeof *s);
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        int e = errno;
-        return chunk__fail(chunk_errno_code(e), "%s: %s", path, strerror(e));
-    }
-    s->file_size = (uint64_t)st.st_size;
+    const char *path = r->path;
+    s->file_size = r->size;
     if (s->file_size > MAX_FILE_BYTES)
         return chunk__fail(CHUNK_ETOOBIG, "%s: %llu bytes is larger than a chunk can be", path,
                            (unsigned long long)s->file_size);
     uint8_t hb[CHUNK_FILE_HEADER_MAX];
     size_t hlen = s->file_size < sizeof hb ? (size_t)s->file_size : sizeof hb;
-    int rc = read_at(fd, path, hb, hlen, 0);
+    int rc = read_at(r->fd, path, hb, hlen, 0);
     if (rc < 0)
         return rc;
     int header_rc;
@@ -314,7 +314,7 @@ int chunk_scan_fd(int fd, const char *path, unsigned flags, chunk_scan *s)
         return rc;
     if (!(flags & CHUNK_SCAN_FULL)) {
         /* A sealed chunk: footer and index only, blocks checked when read. */
-        rc = load_sealed(fd, path, s);
+        rc = load_sealed(r->fd, path, s);
         if (rc < 0)
             return rc;
         if (rc == 1) {
@@ -325,13 +325,21 @@ int chunk_scan_fd(int fd, const char *path, unsigned flags, chunk_scan *s)
             return 0;
         }
     }
-    uint8_t *buf = malloc(s->file_size ? (size_t)s->file_size : 1);
-    if (!buf)
-        return chunk__fail(CHUNK_ENOMEM, "%s: out of memory for %llu bytes", path,
-                           (unsigned long long)s->file_size);
-    rc = read_at(fd, path, buf, (size_t)s->file_size, 0);
-    if (rc == 0)
-        rc = scan_finish(path, buf, s, flags, header_rc);
-    free(buf);
+    return scan_finish(r, s, flags, header_rc);
+}
+
+int chunk_scan_fd(int fd, const char *path, unsigned flags, chunk_scan *s)
+{
+    memset(s, 0, sizeof *s);
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        return chunk__fail(chunk_errno_code(e), "%s: %s", path, strerror(e));
+    }
+    chunk_reader r;
+    chunk_reader_init(&r, CHUNK_READ_WINDOW);
+    chunk_reader_attach(&r, fd, path, (uint64_t)st.st_size);
+    int rc = chunk__scan(&r, flags, s);
+    chunk_reader_free(&r);
     return rc;
 }

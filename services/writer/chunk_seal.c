@@ -4,11 +4,15 @@
  *
  * Blocks written for durability are as small as a group commit: at low
  * rates a few points per tag, where per-column headers would dominate. So
- * a chunk of small blocks is rewritten: its points are decoded in file
- * order and re-encoded in windows of up to 8192 points per tag, one block
- * per group of tags sharing timestamps (a query then reads and checks only
- * its own group's blocks). A chunk of large blocks keeps them and gets its
- * index and footer appended in place.
+ * a chunk of small blocks is rewritten (chunk_rewrite.c): its points are
+ * regrouped into blocks of up to 8192 points per tag, one block per group
+ * of tags sharing timestamps (a query then reads and checks only its own
+ * group's blocks). A chunk of large blocks keeps them and gets its index
+ * and footer appended in place.
+ *
+ * Memory is bounded whatever the chunk's size: the file is read through a
+ * window (chunk_reader.c), output goes through a small buffer, and the
+ * points in memory at once are limited by the context's budget.
  *
  * Crash safety, step by step: a rewrite goes to <writer>.<no>.tmp (removed
  * and redone if we die), is fsynced, atomically renamed to .chunk, and the
@@ -23,29 +27,22 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define COMPACT_WINDOW_POINTS 8192u      /* per tag per output block */
-#define COMPACT_BUILDER_POINTS 524288u   /* all tags: bounds memory (~20 MiB) */
-#define COMPACT_WHEN_AVG_BELOW 1024u     /* points per column per block */
-#define OUT_BUFFER (1u << 20)
+#define COMPACT_WHEN_AVG_BELOW 1024u /* points per column per block */
 
-/* Memory kept from one seal to the next (a writer seals every chunk it
- * fills): the builder's columns, the decode buffers and the output buffer
- * are allocated once, not faulted in again for every chunk. */
-struct chunk_seal_ctx {
-    chunk_builder *b;
-    chunk_series col;
-    chunk_stream_cache cache;
-    uint8_t *out;
-};
-
-int chunk_seal_ctx_new(chunk_seal_ctx **out)
+int chunk_seal_ctx_new(chunk_seal_ctx **out, size_t memory)
 {
     chunk_seal_ctx *c = calloc(1, sizeof *c);
-    if (!c || chunk_builder_new(&c->b) < 0 || !(c->out = malloc(OUT_BUFFER))) {
+    if (!c)
+        return chunk__fail(CHUNK_ENOMEM, "out of memory for sealing");
+    c->memory = memory ? memory : CHUNK_SEAL_MEMORY_DEFAULT;
+    chunk_reader_init(&c->in, CHUNK_READ_WINDOW);
+    chunk_reader_init(&c->mid, CHUNK_MID_WINDOW);
+    for (int i = 0; i < 2; i++)
+        c->out[i] = malloc(CHUNK_OUT_BUFFER);
+    if (chunk_builder_new(&c->b) < 0 || !c->out[0] || !c->out[1]) {
         chunk_seal_ctx_free(&c);
         return chunk__fail(CHUNK_ENOMEM, "out of memory for sealing");
     }
@@ -59,14 +56,16 @@ void chunk_seal_ctx_free(chunk_seal_ctx **cp)
     if (!c)
         return;
     chunk_builder_free(&c->b);
-    chunk_series_free(&c->col);
     chunk_stream_cache_free(&c->cache);
-    free(c->out);
+    chunk_reader_free(&c->in);
+    chunk_reader_free(&c->mid);
+    free(c->out[0]);
+    free(c->out[1]);
     free(c);
     *cp = NULL;
 }
 
-static int sys_fail(int e, const char *what, const char *name)
+int chunk__sys_fail(int e, const char *what, const char *name)
 {
     return chunk__fail(chunk_errno_code(e), "%s %s: %s", what, name, strerror(e));
 }
@@ -78,10 +77,10 @@ static int write_all(int fd, const char *name, const uint8_t *p, size_t len, uin
         if (w < 0) {
             if (errno == EINTR)
                 continue;
-            return sys_fail(errno, "write", name);
+            return chunk__sys_fail(errno, "write", name);
         }
         if (w == 0)
-            return sys_fail(ENOSPC, "write", name);
+            return chunk__sys_fail(ENOSPC, "write", name);
         p += w;
         len -= (size_t)w;
         off += (uint64_t)w;
@@ -89,18 +88,7 @@ static int write_all(int fd, const char *name, const uint8_t *p, size_t len, uin
     return 0;
 }
 
-/* The output side of a rewrite: buffered appends plus the index. */
-struct out_file {
-    int fd;
-    const char *name;
-    uint64_t off; /* file offset of buf[0] */
-    uint8_t *buf;
-    size_t len;
-    chunk_index index;
-    chunk_footer footer;
-};
-
-static int out_flush(struct out_file *o)
+int chunk__out_flush(chunk_out *o)
 {
     int rc = write_all(o->fd, o->name, o->buf, o->len, o->off);
     o->off += o->len;
@@ -108,14 +96,14 @@ static int out_flush(struct out_file *o)
     return rc;
 }
 
-static int out_append(struct out_file *o, const uint8_t *p, size_t len)
+int chunk__out_append(chunk_out *o, const uint8_t *p, size_t len)
 {
-    if (o->len + len > OUT_BUFFER) {
-        int rc = out_flush(o);
+    if (o->len + len > CHUNK_OUT_BUFFER) {
+        int rc = chunk__out_flush(o);
         if (rc < 0)
             return rc;
     }
-    if (len > OUT_BUFFER) {
+    if (len > CHUNK_OUT_BUFFER) {
         int rc = write_all(o->fd, o->name, p, len, o->off);
         o->off += len;
         return rc;
@@ -125,9 +113,9 @@ static int out_append(struct out_file *o, const uint8_t *p, size_t len)
     return 0;
 }
 
-static int emit_block(void *ctx, const uint8_t *block, size_t len, const chunk_block_info *info)
+int chunk__out_block(void *ctx, const uint8_t *block, size_t len, const chunk_block_info *info)
 {
-    struct out_file *o = ctx;
+    chunk_out *o = ctx;
     uint64_t at = o->off + o->len;
     int rc = chunk_index_add_block(&o->index, block, len, at);
     if (rc < 0)
@@ -140,11 +128,11 @@ static int emit_block(void *ctx, const uint8_t *block, size_t len, const chunk_b
     f->ts_max = info->ts_max > f->ts_max ? info->ts_max : f->ts_max;
     f->seq_min = info->seq_min < f->seq_min ? info->seq_min : f->seq_min;
     f->seq_max = info->seq_max > f->seq_max ? info->seq_max : f->seq_max;
-    return out_append(o, block, len);
+    return chunk__out_append(o, block, len);
 }
 
 /* Appends index and footer (at o->off + o->len) and flushes. */
-static int out_finish(struct out_file *o)
+static int out_finish(chunk_out *o)
 {
     chunk_index_sort(&o->index);
     size_t ilen = chunk_index_block_size(&o->index);
@@ -155,14 +143,14 @@ static int out_finish(struct out_file *o)
     o->footer.index_offset = o->off + o->len;
     o->footer.index_len = (uint32_t)ilen;
     chunk_footer_write(&o->footer, ib + ilen);
-    int rc = out_append(o, ib, ilen + CHUNK_FOOTER_SIZE);
+    int rc = chunk__out_append(o, ib, ilen + CHUNK_FOOTER_SIZE);
     free(ib);
     if (rc == 0)
-        rc = out_flush(o);
+        rc = chunk__out_flush(o);
     return rc;
 }
 
-static void footer_init(chunk_footer *f)
+void chunk__footer_init(chunk_footer *f)
 {
     memset(f, 0, sizeof *f);
     f->ts_min = INT64_MAX;
@@ -170,55 +158,45 @@ static void footer_init(chunk_footer *f)
     f->seq_min = UINT64_MAX;
 }
 
-/* Rewrites the data blocks of the file (in memory at `file`) into o. */
-static int rewrite_blocks(chunk_seal_ctx *ctx, const uint8_t *file, const char *name,
-                          const chunk_scan *s, struct out_file *o)
+/* The rewrite goes to tmp; when it needs an intermediate file, that is
+ * created first under the same name and unlinked at once (a crash leaves at
+ * most a .tmp, which recovery removes). */
+static int seal_rewrite(chunk_seal_ctx *ctx, int dirfd, const chunk_scan *s, const char *tmp,
+                        chunk_seal_report *rep)
 {
-    chunk_builder *b = ctx->b;
-    chunk_builder_reset(b);
-    int rc = 0;
-    for (size_t i = 0; i < s->n_blocks && rc == 0; i++) {
-        const chunk_block_ref *ref = &s->blocks[i];
-        chunk_data_view v;
-        rc = chunk_data_view_open(file + ref->offset, ref->len, &v); /* CRC checked by the scan */
-        for (uint32_t c = 0; rc == 0 && c < v.ncols; c++) {
-            int n = chunk_builder_add_column(b, &v, c, &ctx->cache);
-            if (n < 0)
-                rc = chunk__fail(n, "%s: block at offset %llu: %s", name,
-                                 (unsigned long long)ref->offset, chunk_last_error());
-        }
-        if (rc == 0 && (chunk_builder_max_column(b) >= COMPACT_WINDOW_POINTS ||
-                        chunk_builder_points(b) >= COMPACT_BUILDER_POINTS))
-            rc = chunk_builder_encode_groups(b, emit_block, o);
+    chunk_out o = {.fd = -1, .name = tmp, .buf = ctx->out[0]};
+    chunk__footer_init(&o.footer);
+    int mid = -1, rc = 0;
+    char mid_name[80];
+    snprintf(mid_name, sizeof mid_name, "%s (intermediate)", tmp);
+    if (chunk__rewrite_merges(ctx, s)) {
+        rep->merged = 1;
+        mid = openat(dirfd, tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (mid < 0)
+            rc = chunk__sys_fail(errno, "create", mid_name);
+        else if (unlinkat(dirfd, tmp, 0) != 0)
+            rc = chunk__sys_fail(errno, "remove", mid_name);
     }
-    if (rc == 0)
-        rc = chunk_builder_encode_groups(b, emit_block, o);
-    chunk_builder_reset(b);
-    ctx->cache.payload = NULL; /* the mapping goes away */
-    return rc;
-}
-
-static int seal_rewrite(chunk_seal_ctx *ctx, int dirfd, const uint8_t *file, const char *name,
-                        const chunk_scan *s, const char *tmp, chunk_seal_report *rep)
-{
-    struct out_file o = {.name = tmp, .buf = ctx->out};
-    footer_init(&o.footer);
-    o.fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-    int rc = o.fd < 0 ? sys_fail(errno, "create", tmp) : 0;
+    if (rc == 0) {
+        o.fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+        rc = o.fd < 0 ? chunk__sys_fail(errno, "create", tmp) : 0;
+    }
     if (rc == 0) {
         uint8_t hdr[CHUNK_FILE_HEADER_SIZE];
         chunk_file_header_write(&s->header, hdr);
-        rc = out_append(&o, hdr, sizeof hdr);
+        rc = chunk__out_append(&o, hdr, sizeof hdr);
     }
     if (rc == 0)
-        rc = rewrite_blocks(ctx, file, name, s, &o);
+        rc = chunk__rewrite_blocks(ctx, s, mid, mid_name, &o);
     if (rc == 0)
         rc = out_finish(&o);
     if (rc == 0 && fsync(o.fd) != 0)
-        rc = sys_fail(errno, "fsync", tmp);
+        rc = chunk__sys_fail(errno, "fsync", tmp);
+    if (mid >= 0)
+        close(mid);
     if (o.fd >= 0)
         close(o.fd);
-    if (rc < 0)
+    if (rc < 0 && o.fd >= 0)
         unlinkat(dirfd, tmp, 0);
     rep->bytes_after = o.off;
     rep->blocks_after = o.footer.data_blocks;
@@ -226,50 +204,45 @@ static int seal_rewrite(chunk_seal_ctx *ctx, int dirfd, const uint8_t *file, con
     return rc;
 }
 
-/* The sequence range of the blocks, from their headers. */
-static void seq_range(const uint8_t *file, const chunk_scan *s, uint64_t *lo, uint64_t *hi)
+/* Index and footer appended after the blocks, each block read (and its CRC
+ * checked) once more through the window. */
+static int seal_in_place(chunk_seal_ctx *ctx, int fd, const char *name, const chunk_scan *s,
+                         chunk_seal_report *rep)
 {
-    *lo = UINT64_MAX;
-    *hi = 0;
-    for (size_t i = 0; i < s->n_blocks; i++) {
+    chunk_out o = {.fd = fd, .name = name, .off = s->good_end, .buf = ctx->out[0]};
+    chunk__footer_init(&o.footer);
+    int rc = 0;
+    for (size_t i = 0; i < s->n_blocks && rc == 0; i++) {
+        const chunk_block_ref *ref = &s->blocks[i];
+        const uint8_t *blk;
         chunk_block_info info;
-        if (chunk_block_header_parse(file + s->blocks[i].offset, CHUNK_BLOCK_HEADER_SIZE, &info) ==
-            0) {
-            *lo = info.seq_min < *lo ? info.seq_min : *lo;
-            *hi = info.seq_max > *hi ? info.seq_max : *hi;
-        }
-    }
-}
-
-static int seal_in_place(chunk_seal_ctx *ctx, int fd, const uint8_t *file, const char *name,
-                         const chunk_scan *s, chunk_seal_report *rep)
-{
-    struct out_file o = {.fd = fd, .name = name, .off = s->good_end, .buf = ctx->out};
-    for (size_t i = 0; i < s->n_blocks; i++) {
-        int rc = chunk_index_add_block(&o.index, file + s->blocks[i].offset, s->blocks[i].len,
-                                       s->blocks[i].offset);
-        if (rc < 0) {
-            chunk_index_free(&o.index);
-            return rc;
-        }
-    }
-    footer_init(&o.footer);
-    for (size_t i = 0; i < s->n_blocks; i++) {
+        bool damaged;
+        rc = chunk__read_block(&ctx->in, ref->offset, ref->offset + ref->len, &blk, &info,
+                               &damaged);
+        if (rc == 0)
+            rc = chunk_index_add_block(&o.index, blk, ref->len, ref->offset);
+        else if (damaged)
+            rc = chunk__fail(rc, "%s: block at offset %llu changed since the scan: %s", name,
+                             (unsigned long long)ref->offset, chunk_last_error());
+        if (rc < 0)
+            break;
         o.footer.data_blocks++;
-        o.footer.data_bytes += s->blocks[i].len;
+        o.footer.data_bytes += ref->len;
+        o.footer.seq_min = info.seq_min < o.footer.seq_min ? info.seq_min : o.footer.seq_min;
+        o.footer.seq_max = info.seq_max > o.footer.seq_max ? info.seq_max : o.footer.seq_max;
     }
     o.footer.points = s->points;
-    seq_range(file, s, &o.footer.seq_min, &o.footer.seq_max);
     for (size_t i = 0; i < o.index.n; i++) {
         const chunk_index_entry *e = &o.index.e[i];
         o.footer.ts_min = e->ts_min < o.footer.ts_min ? e->ts_min : o.footer.ts_min;
         o.footer.ts_max = e->ts_max > o.footer.ts_max ? e->ts_max : o.footer.ts_max;
     }
-    int rc = out_finish(&o);
+    if (rc == 0)
+        rc = out_finish(&o);
     if (rc == 0 && fdatasync(fd) != 0)
-        rc = sys_fail(errno, "fsync", name);
+        rc = chunk__sys_fail(errno, "fsync", name);
     if (rc < 0 && ftruncate(fd, (off_t)s->good_end) != 0)
-        rc = sys_fail(errno, "truncate after a failed seal", name);
+        rc = chunk__sys_fail(errno, "truncate after a failed seal", name);
     rep->bytes_after = o.off;
     rep->blocks_after = o.footer.data_blocks;
     chunk_index_free(&o.index);
@@ -279,11 +252,26 @@ static int seal_in_place(chunk_seal_ctx *ctx, int fd, const uint8_t *file, const
 int chunk_seal(int dirfd, const char *name, unsigned flags, chunk_seal_report *rep)
 {
     chunk_seal_ctx *ctx = NULL;
-    int err = chunk_seal_ctx_new(&ctx);
+    int err = chunk_seal_ctx_new(&ctx, 0);
     if (err == 0)
         err = chunk_seal_with(ctx, dirfd, name, flags, rep);
     chunk_seal_ctx_free(&ctx);
     return err;
+}
+
+static bool should_rewrite(const chunk_scan *s, unsigned flags)
+{
+    if (s->n_blocks == 0)
+        return false;
+    if (flags & CHUNK_SEAL_COMPACT)
+        return true;
+    uint64_t avg = s->columns ? s->points / s->columns : 0;
+    bool small = !(flags & CHUNK_SEAL_NO_COMPACT) && s->n_blocks > 1 &&
+                 avg < COMPACT_WHEN_AVG_BELOW;
+    /* an index too large for one block cannot be appended */
+    bool huge_index = CHUNK_BLOCK_HEADER_SIZE + 8 + s->columns * CHUNK_INDEX_ENTRY >
+                      CHUNK_BLOCK_MAX_PAYLOAD;
+    return small || huge_index;
 }
 
 int chunk_seal_with(chunk_seal_ctx *ctx, int dirfd, const char *name, unsigned flags,
@@ -299,25 +287,17 @@ int chunk_seal_with(chunk_seal_ctx *ctx, int dirfd, const char *name, unsigned f
     snprintf(rep->sealed_name, sizeof rep->sealed_name, "%s", sealed);
     int fd = openat(dirfd, name, O_RDWR | O_CLOEXEC);
     if (fd < 0)
-        return sys_fail(errno, "open", name);
-    /* The file is ours and closed: nobody truncates it while it is mapped. */
+        return chunk__sys_fail(errno, "open", name);
+    /* The file is ours and closed: nobody else writes it while we read. */
     struct stat st;
     chunk_scan s;
     memset(&s, 0, sizeof s);
-    uint8_t *file = NULL;
-    size_t size = 0;
-    int rc = fstat(fd, &st) == 0 ? 0 : sys_fail(errno, "stat", name);
+    int rc = fstat(fd, &st) == 0 ? 0 : chunk__sys_fail(errno, "stat", name);
     if (rc == 0) {
-        size = (size_t)st.st_size;
-        file = size ? mmap(NULL, size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0) : NULL;
-        if (size && file == MAP_FAILED) {
-            file = NULL;
-            rc = sys_fail(errno, "map", name);
-        }
+        chunk_reader_attach(&ctx->in, fd, name, (uint64_t)st.st_size);
+        rc = st.st_size ? chunk__scan(&ctx->in, CHUNK_SCAN_BLOCKS, &s)
+                        : chunk__fail(CHUNK_ETRUNCATED, "%s: empty file", name);
     }
-    if (rc == 0)
-        rc = file ? chunk_scan_mem(file, size, name, CHUNK_SCAN_BLOCKS, &s)
-                  : chunk__fail(CHUNK_ETRUNCATED, "%s: empty file", name);
     if (rc == 0 && s.good_end < s.file_size)
         rc = chunk__fail(CHUNK_ECORRUPT, "%s: damaged at offset %llu; recover it before sealing",
                          name, (unsigned long long)s.good_end);
@@ -327,28 +307,20 @@ int chunk_seal_with(chunk_seal_ctx *ctx, int dirfd, const char *name, unsigned f
     rep->blocks_before = (uint32_t)s.n_blocks;
     rep->points = s.points;
     if (!s.sealed) {
-        uint64_t avg = s.columns ? s.points / s.columns : 0;
-        int compact = (flags & CHUNK_SEAL_COMPACT) ||
-                      (!(flags & CHUNK_SEAL_NO_COMPACT) && s.n_blocks > 1 &&
-                       avg < COMPACT_WHEN_AVG_BELOW) ||
-                      CHUNK_BLOCK_HEADER_SIZE + 8 + s.columns * CHUNK_INDEX_ENTRY >
-                          CHUNK_BLOCK_MAX_PAYLOAD;
-        if (s.n_blocks == 0)
-            compact = 0;
-        rep->compacted = compact;
-        if (compact) {
-            rc = seal_rewrite(ctx, dirfd, file, name, &s, tmp, rep);
+        rep->compacted = should_rewrite(&s, flags);
+        if (rep->compacted) {
+            rc = seal_rewrite(ctx, dirfd, &s, tmp, rep);
             if (rc == 0 && renameat(dirfd, tmp, dirfd, sealed) != 0)
-                rc = sys_fail(errno, "rename", tmp);
+                rc = chunk__sys_fail(errno, "rename", tmp);
             if (rc == 0)
                 rc = chunk_fsync_dir(dirfd, sealed);
             if (rc == 0 && unlinkat(dirfd, name, 0) != 0)
-                rc = sys_fail(errno, "remove", name);
+                rc = chunk__sys_fail(errno, "remove", name);
             if (rc == 0)
                 rc = chunk_fsync_dir(dirfd, name);
             goto out;
         }
-        rc = seal_in_place(ctx, fd, file, name, &s, rep);
+        rc = seal_in_place(ctx, fd, name, &s, rep);
         if (rc < 0)
             goto out;
     } else {
@@ -356,12 +328,18 @@ int chunk_seal_with(chunk_seal_ctx *ctx, int dirfd, const char *name, unsigned f
         rep->blocks_after = (uint32_t)s.n_blocks;
     }
     if (renameat(dirfd, name, dirfd, sealed) != 0)
-        rc = sys_fail(errno, "rename", name);
+        rc = chunk__sys_fail(errno, "rename", name);
     if (rc == 0)
         rc = chunk_fsync_dir(dirfd, sealed);
 out:
-    if (file)
-        munmap(file, size);
+    /* Whatever one large block or file needed is given back; the builder
+     * keeps at most its budget for the next seal. */
+    chunk_reader_attach(&ctx->in, -1, NULL, 0);
+    chunk_reader_shrink(&ctx->in);
+    chunk_reader_shrink(&ctx->mid);
+    chunk_builder_reset(ctx->b);
+    chunk_builder_trim(ctx->b, ctx->memory);
+    ctx->cache.payload = NULL;
     chunk_scan_free(&s);
     close(fd);
     return rc;

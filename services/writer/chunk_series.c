@@ -11,21 +11,14 @@
  * aligned): growing a series is one malloc, not seven reallocs. */
 #define POINT_BYTES (4 * 8 + 2 + 1 + 1)
 
-int chunk_series_reserve(chunk_series *s, size_t n)
+/* Moves the series into one allocation of exactly cap points. */
+static int series_realloc(chunk_series *s, size_t cap)
 {
-    if (n > SIZE_MAX / 2 - s->n)
-        return CHUNK_ENOMEM;
-    size_t need = s->n + n;
-    if (need <= s->cap)
-        return 0;
-    size_t cap = s->cap ? s->cap : 64;
-    while (cap < need)
-        cap *= 2;
     if (cap > SIZE_MAX / POINT_BYTES)
-        return chunk__fail(CHUNK_ENOMEM, "out of memory for %zu points", need);
+        return chunk__fail(CHUNK_ENOMEM, "out of memory for %zu points", cap);
     uint8_t *m = malloc(cap * POINT_BYTES);
     if (!m)
-        return chunk__fail(CHUNK_ENOMEM, "out of memory for %zu points", need);
+        return chunk__fail(CHUNK_ENOMEM, "out of memory for %zu points", cap);
     chunk_series t = {.n = s->n, .cap = cap, .mem = m};
     t.ts = (int64_t *)(void *)m;
     t.seq = (uint64_t *)(void *)(m + 8 * cap);
@@ -48,6 +41,35 @@ int chunk_series_reserve(chunk_series *s, size_t n)
     t.tmp_cap = s->tmp_cap;
     *s = t;
     return 0;
+}
+
+/* Capacity doubles from a small start: a block builder holds thousands of
+ * columns of a few points each, and what a column once held stays
+ * allocated for the next block. */
+int chunk_series_reserve(chunk_series *s, size_t n)
+{
+    if (n > SIZE_MAX / 2 - s->n)
+        return CHUNK_ENOMEM;
+    size_t need = s->n + n;
+    if (need <= s->cap)
+        return 0;
+    size_t cap = s->cap ? s->cap : 8;
+    while (cap < need)
+        cap *= 2;
+    return series_realloc(s, cap);
+}
+
+int chunk_series_reserve_exact(chunk_series *s, size_t n)
+{
+    if (n > SIZE_MAX / 2 - s->n)
+        return CHUNK_ENOMEM;
+    size_t need = s->n + n;
+    return need <= s->cap ? 0 : series_realloc(s, need);
+}
+
+size_t chunk_series_memory(const chunk_series *s)
+{
+    return s->cap * POINT_BYTES + s->tmp_cap * sizeof *s->tmp;
 }
 
 void chunk_series_free(chunk_series *s)

@@ -37,6 +37,8 @@ typedef struct writer_options {
     bool force_pwrite;
     unsigned depth;      /* write + fdatasync pairs in flight */
     size_t buffer_bytes; /* one in-flight write's buffer */
+    uint32_t block_points; /* points the block builder holds before a block must go out */
+    size_t seal_memory;  /* points a seal's rewrite holds at once, in bytes */
     shm_segment_options segment_options; /* used when the writer creates the segment */
     uint64_t fault_fsync_after; /* test hook: fail the n-th sync with EIO (0: off) */
 } writer_options;

@@ -17,9 +17,13 @@
  *
  * Flushes happen when the pending records reach batch_records, when the
  * oldest is batch_age_ms old, when the writer holds as many batches as the
- * ring allows, or when a block would outgrow its buffer — and only into a
- * free appender slot, so while `depth` writes are in flight the next block
- * grows: one sync covers everything consumed meanwhile.
+ * ring allows, or when the builder holds block_points points — and only
+ * into a free appender slot, so while `depth` writes are in flight the next
+ * block grows: one sync covers everything consumed meanwhile. A block whose
+ * encoding does not fit one write buffer is cut into several blocks, each
+ * written and synced from its own slot; the batches are acknowledged with
+ * the last one (completions are handled in order), so buffers stay small
+ * (memory) while blocks do not.
  *
  * Failures: a write that fails for lack of space (ENOSPC, EDQUOT) is kept
  * and resubmitted with backoff, nothing is acknowledged meanwhile and no more
@@ -43,11 +47,14 @@
 
 #define CONSUME_MAX 4096u          /* records per ring batch: 512 KiB of ring, still in
                                       cache when its records are read */
+#define CONSUME_MIN 64u            /* a smaller room makes the block go out first */
 #define IDLE_WAIT_MS 100           /* housekeeping cadence when idle */
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
-#define WORST_BYTES_PER_RECORD 600 /* a record that opens a new column */
 #define MIN_POINTS_PER_COLUMN 16
+/* What the builder may keep between blocks: block_points points of 36
+ * bytes, twice (a growing column's spare room). */
+#define BUILDER_BYTES_PER_POINT 72u
 
 static volatile sig_atomic_t stop_requested;
 
@@ -99,6 +106,7 @@ struct writer {
     int64_t invalid_logged_at;
     int64_t last_heartbeat;
     bool backlog; /* the last consume was limited by its maximum: more is waiting */
+    size_t column_fit; /* points of one column that surely fit a write buffer */
 };
 
 static void backoff_next(struct writer *w, int64_t now)
@@ -197,15 +205,26 @@ static void note_invalid(struct writer *w, int64_t now)
     }
 }
 
+/* Records the builder may still take: block_points in all, and no more in
+ * one column than one write buffer can hold (a batch may all be one tag). */
+static uint32_t block_room(const struct writer *w)
+{
+    size_t points = chunk_builder_points(w->builder);
+    size_t col = chunk_builder_max_column(w->builder);
+    size_t room = points < w->o->block_points ? w->o->block_points - points : 0;
+    size_t col_room = col < w->column_fit ? w->column_fit - col : 0;
+    return (uint32_t)(room < col_room ? room : col_room);
+}
+
 /* Takes one batch from the ring into the builder. Returns records added,
  * 0 when nothing came, or a negative fatal code. */
 static int consume_one(struct writer *w, int timeout_ms, int64_t now)
 {
-    size_t cap = appender_buffer_size(w->app);
-    size_t bound = chunk_builder_bound(w->builder);
-    if (bound + 64 * WORST_BYTES_PER_RECORD > cap)
+    if (chunk_builder_encoding(w->builder))
+        return 0; /* the rest of a block waits for a free slot */
+    uint32_t room = block_room(w);
+    if (room < CONSUME_MIN)
         return 0;
-    uint32_t room = (uint32_t)((cap - bound) / WORST_BYTES_PER_RECORD);
     uint32_t max = w->o->batch_records > CONSUME_MAX ? w->o->batch_records : CONSUME_MAX;
     if (max > room)
         max = room;
@@ -258,10 +277,9 @@ static bool flush_due(const struct writer *w, int64_t now)
     size_t points = chunk_builder_points(w->builder);
     if (points == 0)
         return false;
-    size_t cap = appender_buffer_size(w->app);
-    if (stop_requested || w->held >= SHM_MEMBER_BATCHES ||
+    if (chunk_builder_encoding(w->builder) || stop_requested || w->held >= SHM_MEMBER_BATCHES ||
         now - w->pend_since >= (int64_t)w->o->batch_age_ms * 1000000 ||
-        chunk_builder_bound(w->builder) + 64 * WORST_BYTES_PER_RECORD > cap)
+        block_room(w) < CONSUME_MIN)
         return true;
     /* Per column a block costs a few dozen bytes and about a microsecond
      * to encode: with a backlog, wait until columns hold a few points each. */
@@ -275,6 +293,9 @@ static bool flush_due(const struct writer *w, int64_t now)
     return w->backlog && w->npend >= (share ? share : 1);
 }
 
+/* Writes the next block (or the next part of one cut to the buffer size)
+ * from a free slot. Returns 1 when a write was submitted, 0 when no slot is
+ * free, or a negative fatal code. */
 static int flush(struct writer *w)
 {
     unsigned slot;
@@ -283,17 +304,22 @@ static int flush(struct writer *w)
         return 0;
     size_t len;
     chunk_block_info info;
-    int rc = chunk_builder_encode(w->builder, buf, appender_buffer_size(w->app), &len, &info);
+    int rc = chunk_builder_encode_next(w->builder, buf, appender_buffer_size(w->app), &len, &info);
     if (rc < 0) {
         log_error("encode block: %s", chunk_last_error());
         return rc;
     }
     struct flush *f = &w->flushes[slot];
-    memcpy(f->batches, w->pend, w->npend * sizeof *w->pend);
-    f->nbatches = w->npend;
+    f->nbatches = 0;
+    if (rc == 0) {
+        /* the last part: its sync makes the batches durable */
+        memcpy(f->batches, w->pend, w->npend * sizeof *w->pend);
+        f->nbatches = w->npend;
+        w->npend = 0;
+        chunk_builder_trim(w->builder, (size_t)w->o->block_points * BUILDER_BYTES_PER_POINT);
+    }
     f->points = info.points;
     f->offset = w->chunk_off;
-    w->npend = 0;
     rc = appender_submit(w->app, slot, len, w->chunk_off);
     if (rc < 0) {
         log_error("submit write of %s/%s: %s", w->dir.path, w->chunk_name, strerror(-rc));
@@ -416,6 +442,23 @@ static int attach_segment(struct writer *w)
     return 0;
 }
 
+/* What the writer's memory is made of, at most (README "Memory"): the
+ * figures a user sizes the writer by. Code, libraries and the ring (shared
+ * by the group) come on top. */
+static void log_memory_plan(const writer_options *o)
+{
+    const double mib = 1024.0 * 1024.0;
+    double io = (double)o->depth * (double)o->buffer_bytes / mib;
+    double builder = (double)o->block_points * BUILDER_BYTES_PER_POINT / mib;
+    double seal = (double)o->seal_memory / mib;
+    double seal_buffers = (double)(CHUNK_SEAL_BUFFERS) / mib;
+    log_info("memory plan: write buffers %u x %.2f MiB = %.1f MiB (pinned), block builder "
+             "<= %u points = %.1f MiB, sealer %.1f MiB of points + %.1f MiB of buffers; "
+             "%.1f MiB in all besides code and the ring",
+             o->depth, (double)o->buffer_bytes / mib, io, o->block_points, builder, seal,
+             seal_buffers, io + builder + seal + seal_buffers);
+}
+
 /* In order: the data directory (lock, recovery) before the ring, so that a
  * writer that cannot write never holds batches; then segment, consumer,
  * appender, sealer (fed the recovered chunks), catalog, first chunk. */
@@ -453,11 +496,12 @@ static int setup(struct writer *w)
         if (rc < 0)
             log_error("%s", chunk_last_error());
     }
-    if (rc == 0)
-        log_info("writer %s: segment %s, group writer, %s appends (%u in flight, %zu-byte "
-                 "buffers), chunks in %s",
-                 w->o->name, w->o->segment, appender_kind(w->app), w->o->depth,
-                 w->o->buffer_bytes, w->dir.path);
+    if (rc == 0) {
+        w->column_fit = chunk_builder_column_fit(w->o->buffer_bytes);
+        log_info("writer %s: segment %s, group writer, %s appends (%u in flight), chunks in %s",
+                 w->o->name, w->o->segment, appender_kind(w->app), w->o->depth, w->dir.path);
+        log_memory_plan(w->o);
+    }
     return rc;
 }
 

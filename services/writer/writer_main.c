@@ -12,11 +12,14 @@
 int main(int argc, char **argv)
 {
     log_init("writer");
-    /* Keep freed memory in the process: the builder and the sealer reuse the
-     * same few megabytes all the time, and on virtual machines every page
-     * fault on fresh memory is expensive. */
-    mallopt(M_MMAP_THRESHOLD, 32 << 20);
-    mallopt(M_TRIM_THRESHOLD, 256 << 20);
+    /* Memory that is reused (write buffers, the builders' columns, the
+     * sealer's buffers) is kept by its owner, not by malloc: glibc's own
+     * thresholds are fixed low, so what is freed goes back to the system
+     * and the writer's resident memory stays what its plan says (README
+     * "Memory"). Left to itself glibc raises them after the first large
+     * free and then keeps megabytes of freed heap. */
+    mallopt(M_MMAP_THRESHOLD, 256 << 10);
+    mallopt(M_TRIM_THRESHOLD, 1 << 20);
     writer_options o;
     int rc = writer_options_parse(argc, argv, &o);
     if (rc != 0)

@@ -12,8 +12,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The memory plan's defaults (README "Memory"): about 12 MiB in all
+ * besides code and the ring. */
 #define DEFAULT_DEPTH 4
-#define DEFAULT_BUFFER (8u << 20)
+#define DEFAULT_BUFFER (1u << 20)
+#define DEFAULT_BLOCK_POINTS 32768u
+#define DEFAULT_SEAL_MEMORY CHUNK_SEAL_MEMORY_DEFAULT
 
 static void usage(FILE *f)
 {
@@ -33,9 +37,15 @@ static void usage(FILE *f)
             "  --retention-age-s S    delete sealed chunks older than S seconds (0: keep)\n"
             "  --retention-bytes N    keep at most N bytes of chunks (0: no budget)\n"
             "  --force-pwrite         pwrite + fdatasync instead of io_uring (writer.force_pwrite)\n"
-            "  --depth N              write + sync pairs in flight (default %d)\n"
-            "  --buffer-bytes N       bytes per in-flight write buffer (default %u)\n",
-            DEFAULT_DEPTH, DEFAULT_BUFFER);
+            "  --depth N              write + sync pairs in flight (writer.depth, default %d)\n"
+            "  --buffer-bytes N       bytes of one in-flight write (writer.buffer_bytes,\n"
+            "                         default %u); a larger block is cut into several writes\n"
+            "  --block-points N       points held before a block must go out\n"
+            "                         (writer.block_points, default %u)\n"
+            "  --seal-memory N        bytes of points a seal holds at once; a larger chunk\n"
+            "                         is regrouped through a temporary file (writer.seal_memory,\n"
+            "                         default %u)\n",
+            DEFAULT_DEPTH, DEFAULT_BUFFER, DEFAULT_BLOCK_POINTS, DEFAULT_SEAL_MEMORY);
 }
 
 static int parse_u64(const char *flag, const char *s, uint64_t min, uint64_t max, uint64_t *out)
@@ -85,6 +95,14 @@ static int from_config(writer_options *o, const config *cfg)
     o->retention_age_s = cfg->writer.retention_age_s;
     o->retention_bytes = cfg->writer.retention_bytes;
     o->force_pwrite = cfg->writer.force_pwrite;
+    if (cfg->writer.depth)
+        o->depth = cfg->writer.depth;
+    if (cfg->writer.buffer_bytes)
+        o->buffer_bytes = (size_t)cfg->writer.buffer_bytes;
+    if (cfg->writer.block_points)
+        o->block_points = cfg->writer.block_points;
+    if (cfg->writer.seal_memory)
+        o->seal_memory = (size_t)cfg->writer.seal_memory;
     o->segment_options = (shm_segment_options){
         .slot_size = cfg->segment.slot_size,
         .slot_count = cfg->segment.slot_count,
@@ -111,6 +129,8 @@ enum {
     OPT_FORCE_PWRITE,
     OPT_DEPTH,
     OPT_BUFFER,
+    OPT_BLOCK_POINTS,
+    OPT_SEAL_MEMORY,
     OPT_HELP,
 };
 
@@ -128,6 +148,8 @@ static const struct option long_opts[] = {
     {"force-pwrite", no_argument, NULL, OPT_FORCE_PWRITE},
     {"depth", required_argument, NULL, OPT_DEPTH},
     {"buffer-bytes", required_argument, NULL, OPT_BUFFER},
+    {"block-points", required_argument, NULL, OPT_BLOCK_POINTS},
+    {"seal-memory", required_argument, NULL, OPT_SEAL_MEMORY},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -152,6 +174,8 @@ int writer_options_parse(int argc, char **argv, writer_options *o)
     snprintf(o->name, sizeof o->name, "writer-1");
     o->depth = DEFAULT_DEPTH;
     o->buffer_bytes = DEFAULT_BUFFER;
+    o->block_points = DEFAULT_BLOCK_POINTS;
+    o->seal_memory = DEFAULT_SEAL_MEMORY;
     /* First pass: --config and --help, so that flags override the file. */
     opterr = 0;
     optind = 1;
@@ -233,9 +257,19 @@ int writer_options_parse(int argc, char **argv, writer_options *o)
             o->depth = (unsigned)v;
             break;
         case OPT_BUFFER:
-            if (parse_u64("--buffer-bytes", optarg, 64u << 10, 256u << 20, &v) < 0)
+            if (parse_u64("--buffer-bytes", optarg, 64u << 10, 64u << 20, &v) < 0)
                 return -1;
             o->buffer_bytes = (size_t)v;
+            break;
+        case OPT_BLOCK_POINTS:
+            if (parse_u64("--block-points", optarg, 1024, 1u << 22, &v) < 0)
+                return -1;
+            o->block_points = (uint32_t)v;
+            break;
+        case OPT_SEAL_MEMORY:
+            if (parse_u64("--seal-memory", optarg, 1u << 20, 1ull << 32, &v) < 0)
+                return -1;
+            o->seal_memory = (size_t)v;
             break;
         default:
             usage(stderr);

@@ -15,6 +15,7 @@
 #include "writer.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,8 +64,14 @@ static void seal_one(struct sealer *s, const char *name)
                      s->opt.chunk_dir, rep.sealed_name, (unsigned long long)rep.points,
                      (unsigned long long)rep.bytes_before, (unsigned long long)rep.bytes_after,
                      rep.points ? (double)rep.bytes_after / (double)rep.points : 0.0,
-                     rep.blocks_before, rep.blocks_after, rep.compacted ? "rewritten" : "in place",
+                     rep.blocks_before, rep.blocks_after,
+                     !rep.compacted ? "in place"
+                     : rep.merged   ? "rewritten through a temporary file"
+                                    : "rewritten",
                      (double)(writer_mono_ns() - t0) / 1e6);
+            /* Give back what this thread's malloc arena holds free: memory
+             * a seal freed stays resident otherwise. */
+            malloc_trim(0);
             return;
         }
         if (rc != CHUNK_ENOSPC) {
@@ -150,7 +157,7 @@ int sealer_start(sealer **out, const writer_options *o, int dirfd, writer_counte
     s->opt = *o;
     s->dirfd = dirfd;
     s->ctr = ctr;
-    if (chunk_seal_ctx_new(&s->ctx) < 0) {
+    if (chunk_seal_ctx_new(&s->ctx, o->seal_memory) < 0) {
         free(s);
         return -ENOMEM;
     }

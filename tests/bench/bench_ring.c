@@ -305,6 +305,21 @@ static void pace_sleep(void)
     nanosleep(&ts, NULL);
 }
 
+/* latency_spin: the producer busy-waits the gap instead (both sides spin),
+ * as a producer that polls a device in a tight loop would. */
+static int lat_producer_spins;
+
+static void pace(void)
+{
+    if (!lat_producer_spins) {
+        pace_sleep();
+        return;
+    }
+    int64_t until = bench_now_ns() + LAT_GAP_NS;
+    while (bench_now_ns() < until)
+        __builtin_ia32_pause();
+}
+
 static void lat_record_sample(struct shared *sh, uint64_t *got, const void *data)
 {
     int64_t now = bench_now_ns(), sent;
@@ -377,7 +392,7 @@ static double run_latency(uint64_t samples, double *p50, double *p99, int check)
             _exit(1);
         uint8_t rec[RECORD_BYTES] = {0};
         for (uint64_t i = 0; i < samples;) {
-            pace_sleep();
+            pace();
             int64_t t = bench_now_ns();
             memcpy(rec, &t, sizeof t);
             if (shm_put(p, rec, RECORD_BYTES, NULL) == 0)
@@ -422,7 +437,7 @@ static double run_latency_spsc(uint64_t samples, double *p50, double *p99, int c
         prctl(PR_SET_TIMERSLACK, 1UL);
         wait_go(sh);
         for (uint64_t i = 0; i < samples; i++) {
-            pace_sleep();
+            pace();
             int64_t t = bench_now_ns();
             memcpy(r->slot[i % 4096].data, &t, sizeof t);
             memset(r->slot[i % 4096].data + 8, 0, RECORD_BYTES - 8);
@@ -705,22 +720,27 @@ int bench_ring(int argc, char **argv)
                        rate[c], runs, c ? paired_ratio(rate[c], rate[0], runs) : 0,
                        c ? "1p1c" : NULL);
 
-    if (wanted("latency")) {
+    for (int spin = 0; spin < 2; spin++) {
+        const char *name = spin ? "latency_spin" : "latency";
+        if (!wanted(name))
+            continue;
+        lat_producer_spins = spin;
         uint64_t samples = quick ? 10000 : 100000;
         double p50[16], p99[16], b50[16], b99[16];
         for (int r = 0; r < runs; r++) {
             if (run_latency(samples, &p50[r], &p99[r], check) < 0 ||
                 run_latency_spsc(samples, &b50[r], &b99[r], check) < 0) {
-                fprintf(stderr, "bench ring: latency failed\n");
+                fprintf(stderr, "bench ring: %s failed\n", name);
                 return 1;
             }
         }
         bench_json j;
-        bench_json_begin(&j, "ring", "latency");
+        bench_json_begin(&j, "ring", name);
         bench_json_int(&j, "record_bytes", RECORD_BYTES);
         bench_json_int(&j, "samples", (int64_t)samples);
         bench_json_int(&j, "gap_ns", LAT_GAP_NS);
         bench_json_str(&j, "consumer", "busy");
+        bench_json_str(&j, "producer", spin ? "spins" : "sleeps");
         bench_json_num(&j, "p50_ns", bench_median(p50, (size_t)runs));
         bench_json_num(&j, "p99_ns", bench_median(p99, (size_t)runs));
         bench_json_num(&j, "baseline_spsc_p50_ns", bench_median(b50, (size_t)runs));

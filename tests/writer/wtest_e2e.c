@@ -250,3 +250,40 @@ int wtest_count_in_file(const char *path, const char *needle)
     fclose(f);
     return n;
 }
+
+bool wtest_stored_once(const char *data, uint32_t tags, uint64_t first, uint64_t last)
+{
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s/chunks", data);
+    chunk_store *s = NULL;
+    if (chunk_store_open(dir, 0, NULL, NULL, &s) != 0) {
+        printf("open %s: %s\n", dir, chunk_last_error());
+        return false;
+    }
+    uint64_t n = last - first + 1, total = 0;
+    uint8_t *seen = calloc(n, 1);
+    chunk_series got = {0};
+    bool ok = s->nproblems == 0;
+    for (size_t i = 0; i < s->nproblems; i++)
+        printf("problem: %s\n", s->problems[i]);
+    for (uint32_t tag = 0; ok && tag < tags; tag++) {
+        chunk_read_stats st = {0};
+        chunk_series_clear(&got);
+        ok = chunk_store_read(s, tag, INT64_MIN, INT64_MAX, CHUNK_F_ALL, &got, &st) == 0 &&
+             st.points_dropped == 0;
+        for (size_t i = 0; ok && i < got.n; i++) {
+            ok = got.seq[i] >= first && got.seq[i] <= last && !seen[got.seq[i] - first]++;
+            if (!ok)
+                printf("sequence %llu unexpected or read twice\n", (unsigned long long)got.seq[i]);
+        }
+        total += got.n;
+    }
+    if (ok && total != n) {
+        printf("%llu of %llu records stored\n", (unsigned long long)total, (unsigned long long)n);
+        ok = false;
+    }
+    free(seen);
+    chunk_series_free(&got);
+    chunk_store_close(&s);
+    return ok;
+}

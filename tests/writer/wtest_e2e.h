@@ -47,6 +47,11 @@ bool wtest_wait_drained(shm_segment *seg, int timeout_ms);
 
 int64_t wtest_e2e_now_ns(void); /* CLOCK_REALTIME */
 
+/* True when every record in [first, last] is stored exactly once in
+ * <data>/chunks across tags 0..tags-1 (read tag by tag); otherwise prints
+ * what is wrong. */
+bool wtest_stored_once(const char *data, uint32_t tags, uint64_t first, uint64_t last);
+
 /* Counts occurrences of `needle` in the file at path. */
 int wtest_count_in_file(const char *path, const char *needle);
 
