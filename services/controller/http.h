@@ -2,7 +2,9 @@
  * http.h — the controller's HTTP endpoint (nng's HTTP server), loopback by
  * default: /api/buffer/status, /api/members, /api/pressure, /healthz and
  * /metrics, GET (and HEAD) only. Unknown paths 404, other methods 405 (with
- * Allow), request bodies over CTL_REQUEST_MAX 413, chunked bodies 411.
+ * Allow), request bodies over CTL_REQUEST_MAX 413, chunked bodies 411. A
+ * connection whose request sent a body is closed after the answer, with a
+ * lingering close (http_linger.h).
  */
 #ifndef SHMBUS_CTL_HTTP_H
 #define SHMBUS_CTL_HTTP_H
