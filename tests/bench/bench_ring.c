@@ -612,6 +612,36 @@ static double run_baseline_nng(uint64_t n, int check)
     return bad || secs <= 0 ? -1 : (double)(n - 1) / secs;
 }
 
+/* ------------------------------------------------------------- cpu gaps */
+
+/* The floor under every latency figure: one process spins on the clock and
+ * adds up the time it did not run (gaps between two readings longer than
+ * 10 us: interrupts, preemption, the hypervisor taking the vCPU). A record
+ * that arrives while the consumer is away waits that long, so when more than
+ * 1 % of the time is spent in such gaps, no ring can have a p99 under 10 us
+ * on that machine. */
+static void measure_cpu_gaps(double seconds, double *away_share, double *gaps_per_s, double *max_us)
+{
+    int64_t start = bench_now_ns(), prev = start, end = start + (int64_t)(seconds * 1e9);
+    int64_t away = 0, count = 0, longest = 0;
+    for (;;) {
+        int64_t t = bench_now_ns(), d = t - prev;
+        if (d > 10000) {
+            away += d;
+            count++;
+        }
+        if (d > longest)
+            longest = d;
+        prev = t;
+        if (t >= end)
+            break;
+    }
+    double total = (double)(prev - start);
+    *away_share = (double)away / total;
+    *gaps_per_s = (double)count / (total / 1e9);
+    *max_us = (double)longest / 1e3;
+}
+
 /* ----------------------------------------------------------------- main */
 
 /* --case A,B,... runs those cases, plus 1p1c and baseline_spsc (the
@@ -773,6 +803,17 @@ int bench_ring(int argc, char **argv)
         memcpy(sorted, v, sizeof(double) * (size_t)nng_runs);
         print_rate("baseline_nng", RECORD_BYTES, 0, v, nng_runs,
                    ref_median / bench_median(sorted, (size_t)nng_runs), "1p1c");
+    }
+    if (wanted("cpu_gaps")) {
+        double share, per_s, max_us;
+        measure_cpu_gaps(quick ? 1.0 : 3.0, &share, &per_s, &max_us);
+        bench_json j;
+        bench_json_begin(&j, "ring", "cpu_gaps");
+        bench_json_num(&j, "gap_over_ns", 10000);
+        bench_json_num(&j, "time_away_share", share);
+        bench_json_num(&j, "gaps_per_s", per_s);
+        bench_json_num(&j, "max_gap_us", max_us);
+        bench_json_end(&j);
     }
     return 0;
 }
