@@ -53,7 +53,7 @@ static void publish(device_rt *dev, size_t n)
     if (n == 0)
         return;
     publish_result res;
-    publisher_put(&dev->owner->pub, dev->slot, dev->out, n, &res);
+    publisher_put(&dev->owner->pub, dev->slot, dev->out, n, &dev->stop, &res);
     shm_counter_add(dev->ctr.records, res.published);
     if (res.dropped) {
         shm_counter_add(dev->ctr.dropped, res.dropped);

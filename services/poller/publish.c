@@ -4,6 +4,13 @@
  * the records are dropped and counted by the caller: a poll response is
  * not kept for later, because a late reading is worth less than the next
  * one and holding it would stall the device's schedule.
+ *
+ * A pause is different: the controller pauses producers at critical
+ * pressure while the ring still has room, and a response already on its
+ * way when the pause lands has been read from the device. It is held
+ * (the device thread polls nothing while paused anyway) and published on
+ * resume, with the time it was read; only a pause longer than
+ * PUBLISH_PAUSE_WAIT_MS, or the device stopping, drops it (counted).
  */
 #include "publish.h"
 
@@ -46,7 +53,7 @@ static void sleep_ms(long ms)
 }
 
 void publisher_put(publisher *pub, size_t slot, shm_tag_value *vals, size_t n,
-                   publish_result *res)
+                   const atomic_int *stop, publish_result *res)
 {
     memset(res, 0, sizeof *res);
     if (n == 0 || pub->n == 0) {
@@ -56,12 +63,20 @@ void publisher_put(publisher *pub, size_t slot, shm_tag_value *vals, size_t n,
     slot %= pub->n;
     shm_producer *p = pub->pool[slot].producer;
     size_t done = 0;
-    int waited_ms = 0;
+    int waited_ms = 0, paused_ms = 0;
     pthread_mutex_lock(&pub->pool[slot].mu);
     while (done < n) {
         uint32_t want = (uint32_t)(n - done < SHM_CLAIM_MAX ? n - done : SHM_CLAIM_MAX);
         shm_slots c;
         int got = shm_claim(p, want, &c);
+        if (got == SHM_EPAUSED && paused_ms < PUBLISH_PAUSE_WAIT_MS &&
+            !(stop && atomic_load_explicit(stop, memory_order_relaxed))) {
+            pthread_mutex_unlock(&pub->pool[slot].mu);
+            sleep_ms(1);
+            paused_ms++;
+            pthread_mutex_lock(&pub->pool[slot].mu);
+            continue;
+        }
         if (got == SHM_EFULL && waited_ms < PUBLISH_FULL_WAIT_MS) {
             /* Let consumers catch up, without holding the pool slot. */
             pthread_mutex_unlock(&pub->pool[slot].mu);

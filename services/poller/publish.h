@@ -16,11 +16,13 @@
 #include <shmbus/shm.h>
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #define PUBLISH_POOL_MAX 8
 #define PUBLISH_FULL_WAIT_MS 20 /* how long a full ring (backpressure) is waited on */
+#define PUBLISH_PAUSE_WAIT_MS 10000 /* how long a response is held while producers are paused */
 
 typedef struct publisher {
     shm_segment *seg;
@@ -33,7 +35,7 @@ typedef struct publisher {
 
 typedef struct publish_result {
     uint32_t published; /* records committed */
-    uint32_t dropped;   /* records given up: ring full beyond the wait, or paused */
+    uint32_t dropped;   /* records given up: ring full beyond the wait, or paused too long */
     int last_error;     /* SHM_EFULL or SHM_EPAUSED when something was dropped */
 } publish_result;
 
@@ -43,9 +45,10 @@ int publisher_open(publisher *pub, shm_segment *seg, size_t n);
 void publisher_close(publisher *pub);
 
 /* Publishes vals[0..n) through pool slot `slot % pub->n`; each record's
- * sequence field is set to its ring sequence number. */
+ * sequence field is set to its ring sequence number. While producers are
+ * paused it waits (up to PUBLISH_PAUSE_WAIT_MS) unless *stop is set. */
 void publisher_put(publisher *pub, size_t slot, shm_tag_value *vals, size_t n,
-                   publish_result *res);
+                   const atomic_int *stop, publish_result *res);
 
 /* Refreshes every producer's heartbeat (from the main thread). */
 void publisher_heartbeat(publisher *pub);

@@ -20,6 +20,7 @@ Behaviours:
   truncated  the first half of a correct answer, then nothing
   silence    no answer at all
   close      the connection is closed
+  slow       a correct answer after 1.5 s
 It prints one line per request to stdout: "<n> <behaviour>".
 """
 import argparse
@@ -28,6 +29,7 @@ import socket
 import struct
 import sys
 import threading
+import time
 
 
 def crc16(data):
@@ -103,6 +105,8 @@ class Device:
                     out = frame + struct.pack("<H", crc)
                 if b == "truncated":
                     out = out[: len(out) // 2]
+                if b == "slow":
+                    time.sleep(1.5)
                 conn.sendall(out)
         except (ConnectionError, OSError):
             pass
