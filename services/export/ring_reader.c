@@ -131,6 +131,23 @@ static void decode_batch(ring_reader *r, shm_batch *sb, export_batch *b)
     }
 }
 
+/* Keeps the batch shm_consume just returned in r->held[r->n_held] (n records)
+ * and decodes it into b. */
+static int take_batch(ring_reader *r, shm_batch *sb, int n, export_batch *b, int *ring_batches)
+{
+    r->n_held++;
+    (*ring_batches)++;
+    if (sb->first_seq + sb->count > r->taken_end)
+        r->taken_end = sb->first_seq + sb->count;
+    /* An orphaned batch may be larger than asked for: make room for all. */
+    if (export_batch_reserve(b, (size_t)n) != 0)
+        return SHM_ENOMEM;
+    decode_batch(r, sb, b);
+    if (sb->redelivered)
+        b->may_repeat = true;
+    return 0;
+}
+
 int ring_reader_fill(ring_reader *r, export_batch *b, size_t max_rows, int max_age_ms,
                      int idle_ms, int *ring_batches)
 {
@@ -160,18 +177,11 @@ int ring_reader_fill(ring_reader *r, export_batch *b, size_t max_rows, int max_a
             return n;
         if (n == 0)
             break;
-        r->n_held++;
-        (*ring_batches)++;
-        if (sb->first_seq + sb->count > r->taken_end)
-            r->taken_end = sb->first_seq + sb->count;
         if (b->n == before)
             first_ms = mono_ms();
-        /* An orphaned batch may be larger than asked for: make room for all. */
-        if (export_batch_reserve(b, (size_t)n) != 0)
-            return SHM_ENOMEM;
-        decode_batch(r, sb, b);
-        if (sb->redelivered)
-            b->may_repeat = true;
+        int rc = take_batch(r, sb, n, b, ring_batches);
+        if (rc)
+            return rc;
     }
     return (int)(b->n - before);
 }
@@ -218,17 +228,11 @@ int ring_reader_group(ring_reader *r, export_batch *b, size_t batch_rows, size_t
             return n;
         if (n == 0)
             break;
-        r->n_held++;
-        (*ring_batches)++;
+        int rc = take_batch(r, sb, n, b, ring_batches);
+        if (rc)
+            return rc;
         added++;
-        if (sb->first_seq + sb->count > r->taken_end)
-            r->taken_end = sb->first_seq + sb->count;
-        if (export_batch_reserve(b, (size_t)n) != 0)
-            return SHM_ENOMEM;
-        decode_batch(r, sb, b);
-        if (sb->redelivered)
-            b->may_repeat = true;
-        else if ((uint32_t)n < ask)
+        if (!sb->redelivered && (uint32_t)n < ask)
             break; /* what was waiting is taken */
     }
     return added;
