@@ -75,6 +75,10 @@ const char *shmtest_segment_name(char *buf, size_t len, const char *prefix)
     static int counter;
     ensure_init();
     snprintf(buf, len, "t%d-%s-%d", (int)getpid(), prefix, counter++);
+    /* A segment of that name can only be left by a dead test process whose
+     * pid this one reuses (killed, or aborted before its atexit cleanup):
+     * it is stale, and a test must start from none. */
+    shm_segment_unlink(buf);
     if (n_segments < MAX_TRACKED)
         segments[n_segments++] = strdup(buf);
     return buf;

@@ -15,7 +15,8 @@
 #include <sys/types.h>
 
 /* Fills buf with a segment name unique to this process and call
- * ("t<pid>-<prefix>-<n>") and registers it for unlinking at exit. */
+ * ("t<pid>-<prefix>-<n>"), unlinks a stale segment of that name (left by a
+ * dead process with the same pid) and registers it for unlinking at exit. */
 const char *shmtest_segment_name(char *buf, size_t len, const char *prefix);
 
 /* Creates a fresh directory under $TMPDIR (or /tmp), removed at exit. */
